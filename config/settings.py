@@ -1,0 +1,185 @@
+"""Typed, frozen settings read once from the environment and an optional TOML file.
+
+Every setting has one environment variable. A TOML file named by ``HERALD_CONFIG``
+may supply the same keys (lower case, without the ``HERALD_`` prefix); the
+environment wins over the file. A bad value stops start-up with one line that
+names the variable, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+
+class SettingsError(ValueError):
+    """A setting has a value Herald cannot use."""
+
+
+def _str(value: str) -> str:
+    return value
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ValueError(f"an integer from {lo} to {hi}") from None
+        if not lo <= number <= hi:
+            raise ValueError(f"an integer from {lo} to {hi}")
+        return number
+
+    return parse
+
+
+def _port(value: str) -> int:
+    return _int_range(0, 65535)(value)
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("one of true/false/1/0/yes/no/on/off")
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value == "":
+            return ""
+        parts = urlsplit(value)
+        if parts.scheme not in schemes:
+            raise ValueError(f"a URL starting with {' or '.join(s + '://' for s in schemes)}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value.lower() not in options:
+            raise ValueError(f"one of {', '.join(options)}")
+        return value.lower()
+
+    return parse
+
+
+def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
+    return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything Herald can be told at start-up. Build with :func:`load_settings`."""
+
+    http_host: str = _setting("HERALD_HTTP_HOST", _str, "127.0.0.1", "address of the HTTP server")
+    http_port: int = _setting("HERALD_HTTP_PORT", _port, 8080, "port of the HTTP server")
+    smpp_host: str = _setting("HERALD_SMPP_HOST", _str, "127.0.0.1", "address of the SMPP server")
+    smpp_port: int = _setting("HERALD_SMPP_PORT", _port, 2775, "port of the SMPP server")
+    database_url: str = _setting(
+        "DATABASE_URL", _url("postgres", "postgresql"), "",
+        "PostgreSQL to use; empty starts the embedded one under the var directory",
+    )
+    redis_url: str = _setting(
+        "REDIS_URL", _url("redis", "rediss", "unix"), "",
+        "Redis to use; empty starts the embedded one under the var directory",
+    )
+    var_dir: Path = _setting("HERALD_VAR_DIR", Path, Path("var"), "where embedded data lives")
+    db_pool_size: int = _setting("HERALD_DB_POOL_SIZE", _int_range(2, 500), 10, "PostgreSQL pool size")
+    admin_email: str = _setting(
+        "HERALD_ADMIN_EMAIL", _str, "admin@herald.local", "e-mail of the first system owner admin"
+    )
+    admin_password: str = _setting(
+        "HERALD_ADMIN_PASSWORD", _str, "",
+        "password of the first admin; empty generates one, printed once",
+    )
+    secret_key: str = _setting(
+        "HERALD_SECRET_KEY", _str, "",
+        "signs sessions and tokens; empty generates one, kept under the var directory",
+    )
+    public_url: str = _setting(
+        "HERALD_PUBLIC_URL", _url("http", "https"), "",
+        "base URL used in e-mail links; empty means http://HTTP_HOST:HTTP_PORT",
+    )
+    log_level: str = _setting(
+        "HERALD_LOG_LEVEL", _choice("debug", "info", "warning", "error"), "info", "log level"
+    )
+    log_format: str = _setting("HERALD_LOG_FORMAT", _choice("json", "text"), "text", "log line format")
+    smtp_host: str = _setting("HERALD_SMTP_HOST", _str, "", "SMTP server; empty logs mail instead")
+    smtp_port: int = _setting("HERALD_SMTP_PORT", _port, 25, "SMTP port")
+    smtp_user: str = _setting("HERALD_SMTP_USER", _str, "", "SMTP user")
+    smtp_password: str = _setting("HERALD_SMTP_PASSWORD", _str, "", "SMTP password")
+    smtp_tls: bool = _setting("HERALD_SMTP_TLS", _bool, False, "use STARTTLS")
+    mail_from: str = _setting("HERALD_MAIL_FROM", _str, "herald@localhost", "From: of Herald's mail")
+    embedded_pg_fast: bool = _setting(
+        "HERALD_EMBEDDED_PG_FAST", _bool, False,
+        "run the embedded PostgreSQL without fsync (tests and demos only)",
+    )
+    shutdown_timeout: float = _setting(
+        "HERALD_SHUTDOWN_TIMEOUT", lambda v: float(_int_range(1, 120)(v)), 5.0,
+        "seconds to drain connections on shutdown",
+    )
+    secure_cookies: bool = _setting(
+        "HERALD_SECURE_COOKIES", _bool, False, "mark session cookies Secure (behind HTTPS)"
+    )
+
+    @property
+    def base_url(self) -> str:
+        """The URL users reach Herald at, for links in mail."""
+        return self.public_url or f"http://{self.http_host}:{self.http_port}"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some values changed (tests and embedding)."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values.update(changes)
+        return Settings(**values)
+
+
+def describe() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for each setting, for docs and ``herald settings``."""
+    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+
+
+def load_settings(env: Mapping[str, str], *, toml_path: str | None = None) -> Settings:
+    """Build settings from ``env`` (usually ``os.environ``) and an optional TOML file."""
+    file_values: dict[str, Any] = {}
+    path = toml_path or env.get("HERALD_CONFIG", "")
+    if path:
+        try:
+            with open(path, "rb") as fh:
+                file_values = tomllib.load(fh)
+        except OSError as exc:
+            raise SettingsError(f"HERALD_CONFIG={path!r}: cannot read the file ({exc.strerror})") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"HERALD_CONFIG={path!r}: not valid TOML ({exc})") from None
+
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env_name: str = f.metadata["env"]
+        key = env_name.lower().removeprefix("herald_")
+        if env_name in env:
+            raw: Any = env[env_name]
+            source = env_name
+        elif key in file_values:
+            raw = file_values[key]
+            source = f"{key} in {path}"
+        else:
+            continue
+        text = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        try:
+            values[f.name] = f.metadata["parse"](text)
+        except ValueError as exc:
+            raise SettingsError(f"{source}={text!r}: expected {exc}") from None
+    unknown = set(file_values) - {
+        f.metadata["env"].lower().removeprefix("herald_") for f in fields(Settings)
+    }
+    if unknown:
+        raise SettingsError(f"HERALD_CONFIG={path!r}: unknown keys {', '.join(sorted(unknown))}")
+    return Settings(**values)

@@ -1,0 +1,160 @@
+"""The Herald process: embedded servers, migrations, seed, HTTP and SMPP servers.
+
+``Herald`` owns everything one process runs, starts it in dependency order and
+stops it in reverse on SIGINT/SIGTERM within the shutdown timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+from collections.abc import Callable
+
+import asyncpg
+from aiohttp import web
+
+from config.settings import Settings
+from gateway.app import create_app
+from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
+from gateway.migrate import migrate
+from gateway.seed import seed_system_owner
+
+log = logging.getLogger("herald.main")
+
+# Areas add themselves to the application through these hooks, called with the
+# app after the base is built; the entry point is the one place that knows them all.
+AppHook = Callable[[web.Application], None]
+
+
+def app_hooks() -> list[AppHook]:
+    """Every area's ``setup(app)``: the composition root of the web application."""
+    hooks: list[AppHook] = []
+    for module_name in ("gateway.api", "portal.web"):
+        try:
+            module = __import__(module_name, fromlist=["setup"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        hooks.append(module.setup)
+    return hooks
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The full web application: base, JSON API and portal."""
+    app = create_app(settings)
+    for hook in app_hooks():
+        hook(app)
+    return app
+
+
+async def ensure_secret(conn: asyncpg.Connection, name: str, given: str = "") -> str:
+    """The shared secret ``name``: the operator's value, else one generated once and kept."""
+    if given:
+        return given
+    value = secrets.token_urlsafe(48)
+    await conn.execute(
+        "INSERT INTO app_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        name, value,
+    )
+    return await conn.fetchval("SELECT value FROM app_secrets WHERE name = $1", name)
+
+
+async def prepare_database(settings: Settings) -> Settings:
+    """Migrate, seed the first owner, settle the secret key; returns the final settings."""
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn)
+        result = await seed_system_owner(
+            conn, admin_email=settings.admin_email, admin_password=settings.admin_password
+        )
+        if result.generated_password:
+            # Printed once, on purpose: the operator needs it to sign in the first time.
+            print(
+                f"\n  First admin: {result.admin_email}  password: {result.generated_password}\n"
+                "  (shown once; set HERALD_ADMIN_PASSWORD to choose it)\n",
+                flush=True,
+            )
+        secret = await ensure_secret(conn, "secret_key", settings.secret_key)
+    finally:
+        await conn.close()
+    return settings.replace(secret_key=secret)
+
+
+class Herald:
+    """Everything one Herald process runs."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.pg: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+        self.runner: web.AppRunner | None = None
+        self.services: list = []  # objects with async start() / stop(), started after HTTP
+
+    def start_embedded(self) -> None:
+        """Start the embedded PostgreSQL / Redis for whichever URL is not set."""
+        settings = self.settings
+        changes: dict[str, str] = {}
+        if not settings.database_url:
+            self.pg = EmbeddedPostgres(settings.var_dir / "postgres", fast=settings.embedded_pg_fast)
+            changes["database_url"] = self.pg.start()
+        if not settings.redis_url:
+            self.redis = EmbeddedRedis(settings.var_dir / "redis")
+            changes["redis_url"] = self.redis.start()
+        if changes:
+            self.settings = settings.replace(**changes)
+
+    def stop_embedded(self) -> None:
+        if self.redis is not None:
+            self.redis.stop()
+        if self.pg is not None:
+            self.pg.stop()
+
+    async def start(self) -> None:
+        await asyncio.to_thread(self.start_embedded)
+        self.settings = await prepare_database(self.settings)
+        app = build_app(self.settings)
+        self.runner = web.AppRunner(
+            app, shutdown_timeout=self.settings.shutdown_timeout / 2, handle_signals=False,
+            access_log=None,
+        )
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
+        await site.start()
+        from gateway.services import build_services
+
+        self.services = build_services(app)
+        for service in self.services:
+            await service.start()
+        log.info(
+            "event=started http=http://%s:%s smpp=%s:%s",
+            self.settings.http_host, self.settings.http_port,
+            self.settings.smpp_host, self.settings.smpp_port,
+        )
+
+    async def stop(self) -> None:
+        for service in reversed(self.services):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(service.stop(), self.settings.shutdown_timeout / 2)
+        if self.runner is not None:
+            await self.runner.cleanup()
+        await asyncio.to_thread(self.stop_embedded)
+        log.info("event=stopped")
+
+
+async def serve(settings: Settings) -> None:
+    """Run Herald until SIGINT or SIGTERM."""
+    herald = Herald(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await herald.start()
+        await stop.wait()
+        log.info("event=shutdown_requested")
+    finally:
+        await herald.stop()

@@ -1,0 +1,136 @@
+"""The real ``herald serve`` process on embedded servers: start, crash, restart, stop."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+from gateway.embedded import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _server_processes(var_dir: Path) -> list[psutil.Process]:
+    """Embedded postgres / redis processes whose data lives under ``var_dir``."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline", "cwd"]):
+        try:
+            name = proc.info["name"] or ""
+            cmd = " ".join(proc.info["cmdline"] or [])
+            if name == "postgres" and str(var_dir) in cmd:
+                found.append(proc)
+            elif name.startswith("redis-server") and str(var_dir) in (proc.info["cwd"] or ""):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found
+
+
+def _postmaster(var_dir: Path) -> int | None:
+    pid_file = var_dir / "postgres" / "postmaster.pid"
+    if not pid_file.exists():
+        return None
+    pid = int(pid_file.read_text().split()[0])
+    return pid if psutil.pid_exists(pid) else None
+
+
+class Serve:
+    def __init__(self, var_dir: Path) -> None:
+        self.var_dir = var_dir
+        self.http_port = free_port()
+        self.smpp_port = free_port()
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+        env.update(
+            HERALD_VAR_DIR=str(var_dir), HERALD_HTTP_PORT=str(self.http_port),
+            HERALD_SMPP_PORT=str(self.smpp_port), HERALD_ADMIN_PASSWORD="first-admin-pw",
+            HERALD_EMBEDDED_PG_FAST="1",
+        )
+        self.log = open(var_dir.parent / f"serve-{self.http_port}.log", "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gateway.cli", "serve"], env=env,
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def health(self, timeout: float = 60) -> dict:
+        import json
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"herald exited: {self.output()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
+                    return {"http": r.status, **json.loads(r.read())}
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"no /healthz in time: {self.output()}")
+
+    def output(self) -> str:
+        if not self.log.closed:
+            self.log.flush()
+        return Path(self.log.name).read_text()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 15) -> float:
+        started = time.monotonic()
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout)
+        self.log.close()
+        return time.monotonic() - started
+
+
+def test_serve_survives_sigkill_and_stops_clean(tmp_path):
+    var_dir = tmp_path / "var"
+    first = Serve(var_dir)
+    try:
+        assert first.health() == {"http": 200, "status": "ok", "postgres": "ok", "redis": "ok"}
+        if os.environ.get("HERALD_TEST_SMPP_PORT", "1") == "1":
+            with socket.create_connection(("127.0.0.1", first.smpp_port), timeout=5):
+                pass
+        orphan_pg = _postmaster(var_dir)
+        assert orphan_pg is not None
+    except BaseException:
+        first.proc.kill()
+        raise
+    first.stop(signal.SIGKILL)
+    # the crash leaves PostgreSQL running, as the issue describes
+    assert psutil.pid_exists(orphan_pg)
+
+    second = Serve(var_dir)
+    try:
+        assert second.health()["http"] == 200
+        # the orphan was stopped and a server owned by this process started
+        assert not psutil.pid_exists(orphan_pg) or psutil.Process(orphan_pg).status() == "zombie"
+        assert _postmaster(var_dir) not in (None, orphan_pg)
+        # data survived: the admin seeded by the first run is still the only one
+        assert "First admin" not in second.output()
+    finally:
+        stopped_in = second.stop(signal.SIGINT)
+    assert second.proc.returncode == 0, second.output()
+    assert stopped_in < 10
+    deadline = time.monotonic() + 5
+    while _server_processes(var_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _server_processes(var_dir) == []
+    assert "event=stopped" in second.output()
+
+
+def test_sigterm_stops_and_leaves_no_servers(tmp_path):
+    var_dir = tmp_path / "var"
+    serve = Serve(var_dir)
+    try:
+        serve.health()
+    except BaseException:
+        serve.proc.kill()
+        raise
+    serve.stop(signal.SIGTERM)
+    assert serve.proc.returncode == 0
+    assert _server_processes(var_dir) == []

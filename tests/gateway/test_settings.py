@@ -1,0 +1,93 @@
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings, SettingsError, describe, load_settings
+
+
+def test_defaults_without_environment():
+    s = load_settings({})
+    assert s == Settings()
+    assert s.http_port == 8080 and s.smpp_port == 2775
+    assert s.database_url == "" and s.redis_url == ""
+    assert s.base_url == "http://127.0.0.1:8080"
+
+
+def test_environment_values_are_typed():
+    s = load_settings({
+        "HERALD_HTTP_PORT": "9000", "HERALD_SMTP_TLS": "yes", "HERALD_VAR_DIR": "/tmp/x",
+        "DATABASE_URL": "postgresql://u@h/db", "HERALD_LOG_LEVEL": "DEBUG",
+    })
+    assert s.http_port == 9000
+    assert s.smtp_tls is True
+    assert s.var_dir == Path("/tmp/x")
+    assert s.database_url == "postgresql://u@h/db"
+    assert s.log_level == "debug"
+
+
+def test_settings_are_frozen():
+    s = load_settings({})
+    with pytest.raises(AttributeError):
+        s.http_port = 1  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"HERALD_HTTP_PORT": "abc"}, "HERALD_HTTP_PORT='abc': expected an integer from 0 to 65535"),
+        ({"HERALD_SMPP_PORT": "70000"}, "HERALD_SMPP_PORT='70000': expected an integer"),
+        ({"HERALD_SMTP_TLS": "maybe"}, "HERALD_SMTP_TLS='maybe': expected one of true/false"),
+        ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL='mysql://x': expected a URL starting with postgres://"),
+        ({"REDIS_URL": "http://x"}, "REDIS_URL='http://x': expected a URL starting with redis://"),
+        ({"HERALD_LOG_FORMAT": "xml"}, "HERALD_LOG_FORMAT='xml': expected one of json, text"),
+        ({"HERALD_DB_POOL_SIZE": "1"}, "HERALD_DB_POOL_SIZE='1': expected an integer from 2 to 500"),
+    ],
+)
+def test_bad_values_name_variable_value_and_expectation(env, message):
+    with pytest.raises(SettingsError) as err:
+        load_settings(env)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_toml_file_and_environment_precedence(tmp_path):
+    cfg = tmp_path / "herald.toml"
+    cfg.write_text('http_port = 9100\nsmpp_port = 2800\nsmtp_tls = true\n')
+    s = load_settings({"HERALD_CONFIG": str(cfg), "HERALD_SMPP_PORT": "2900"})
+    assert s.http_port == 9100
+    assert s.smpp_port == 2900  # environment wins
+    assert s.smtp_tls is True
+
+
+def test_toml_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("http_port = [")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings({"HERALD_CONFIG": str(bad)})
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("colour = 'blue'\n")
+    with pytest.raises(SettingsError, match="unknown keys colour"):
+        load_settings({"HERALD_CONFIG": str(unknown)})
+    with pytest.raises(SettingsError, match="cannot read"):
+        load_settings({"HERALD_CONFIG": str(tmp_path / "missing.toml")})
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("http_port = 'x'\n")
+    with pytest.raises(SettingsError, match=r"http_port in .*wrong.toml='x'"):
+        load_settings({"HERALD_CONFIG": str(wrong)})
+
+
+def test_every_setting_is_documented():
+    rows = describe()
+    assert len(rows) == len(Settings.__dataclass_fields__)
+    assert all(env and doc for env, _, doc in rows)
+
+
+def test_cli_reports_bad_setting_in_one_line(monkeypatch, capsys):
+    from gateway.cli import main
+
+    monkeypatch.setenv("HERALD_HTTP_PORT", "eighty")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "herald: bad setting: HERALD_HTTP_PORT='eighty': expected an integer from 0 to 65535"
