@@ -1,0 +1,466 @@
+"""Charging batches of messages: the pipeline's entry point to billing.
+
+One call charges a whole batch with a fixed number of statements, whatever
+its size:
+
+1. lock the paying partners of the batch (``SELECT … ORDER BY id FOR
+   UPDATE``: a fixed lock order, so concurrent batches never deadlock) and
+   read their available funds;
+2. read their active plans (rates come from a per-process cache checked
+   against each plan's revision) and live packs;
+3. :func:`billing.pricing.price_batch` decides every message in memory;
+4. one UPDATE decrements the packs used, one UPDATE debits every payer
+   (guarded by ``balance - amount >= -credit_limit``, and by the CHECK of
+   0001_core.sql), one INSERT writes the ledger rows aggregated per payer,
+   sender, user, type and description with their per-MCCMNC lines, and one
+   COPY writes the per-message charge rows (what each level paid, to undo it).
+
+The lock rule: whoever changes a partner's balance or its packs' counts
+outside a single guarded statement locks the partner row first (charging,
+refunds, pack cancellation do; top-ups and pack purchases are one guarded
+statement each). Under the lock the snapshot's balances and pack counts are
+exact, so the guarded UPDATEs always succeed; if one did not, the batch
+fails whole (Conflict / InsufficientBalance) rather than charge wrongly.
+
+All of it runs in one transaction (a savepoint when the caller already has
+one open, e.g. the group commit that also stores the messages), so the
+debits, the ledger, and the margin rows of every reseller level commit
+together or not at all.
+
+By-delivered billing: the debit at submit is the reservation; on the
+receipt, :func:`settle_delivered` keeps it (delivered) or gives it back
+(undelivered) for the levels whose pack or plan bills by delivered. A send
+that failed is refunded for every level by :func:`refund`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+from typing import NamedTuple
+
+import asyncpg
+
+from billing.errors import InsufficientBalance
+from billing.pricing import (
+    SOURCES,
+    ZERO,
+    Account,
+    ChargeRequest,
+    Decision,
+    PackHolding,
+    PlanRates,
+    Snapshot,
+    price_batch,
+)
+from billing.rates import RateRow, RateTable
+from config.errors import Conflict, Invalid
+
+
+class ChargeResult(NamedTuple):
+    """The outcome for one message, in request order."""
+
+    ref: str
+    ok: bool
+    amount: Decimal          # taken from the sender's balance (0 when a pack paid)
+    currency: str
+    pack_id: int | None      # the sender's pack subscription that paid, if any
+    reason: str              # why it was refused ('' when ok)
+    code: str                # billing.pricing reason code ('' when ok)
+    ledger_id: int | None    # the sender's ledger row (aggregated for the batch)
+
+
+_LOCK_PAYERS = """
+SELECT id, parent_id, path, status, currency, balance + credit_limit AS available
+FROM partners
+WHERE id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) AND parent_id IS NOT NULL
+ORDER BY id
+FOR UPDATE"""
+
+_PLANS = """
+SELECT pp.partner_id, pp.traffic, p.id, p.revision, p.currency, p.billing_mode
+FROM partner_plans pp JOIN rate_plans p ON p.id = pp.plan_id
+WHERE pp.partner_id = ANY($1::bigint[])"""
+
+_RATES = "SELECT plan_id, mcc, mnc, price FROM plan_rates WHERE plan_id = ANY($1::bigint[])"
+
+_PACKS = """
+SELECT id, partner_id, channel, mccs, remaining, cost_per_message, billing_mode, expires_at
+FROM pack_subscriptions
+WHERE partner_id = ANY($1::bigint[]) AND remaining > 0 AND canceled_at IS NULL AND expires_at > now()
+ORDER BY expires_at, id"""
+
+_TAKE_FROM_PACKS = """
+UPDATE pack_subscriptions s SET remaining = s.remaining - d.n
+FROM unnest($1::bigint[], $2::int[]) AS d(id, n)
+WHERE s.id = d.id AND s.remaining >= d.n
+RETURNING s.id"""
+
+_DEBIT = """
+UPDATE partners p SET balance = p.balance - d.amount
+FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount)
+WHERE p.id = d.id AND p.balance - d.amount >= -p.credit_limit
+RETURNING p.id"""
+
+_CREDIT = """
+UPDATE partners p SET balance = p.balance + d.amount
+FROM unnest($1::bigint[], $2::numeric[]) AS d(id, amount)
+WHERE p.id = d.id"""
+
+_RETURN_TO_PACKS = """
+UPDATE pack_subscriptions s SET remaining = s.remaining + d.n
+FROM unnest($1::bigint[], $2::int[]) AS d(id, n)
+WHERE s.id = d.id"""
+
+# The ledger of a batch in one statement: ids drawn for each group, then the
+# transactions and their per-MCCMNC lines inserted together. Arrays travel as
+# text literals (see _array): one string per column instead of a value each.
+_LEDGER = """
+WITH g AS MATERIALIZED (
+    SELECT nextval('transactions_id_seq') AS id, g.*
+    FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::bigint[],
+                $5::text::text[], $6::text::numeric[], $7::text::text[], $8::text::int[], $9::text::int[],
+                $10::text::text[])
+         WITH ORDINALITY AS g(partner_id, counterparty_id, origin_partner_id, user_id, type, amount,
+                              currency, messages, pack_messages, description, ord)
+), t AS (
+    INSERT INTO transactions (id, partner_id, counterparty_id, origin_partner_id, user_id, type, amount,
+                              currency, messages, pack_messages, description)
+    SELECT id, partner_id, counterparty_id, origin_partner_id, user_id, type, amount, currency, messages,
+           pack_messages, description FROM g
+), d AS (
+    INSERT INTO transaction_details (transaction_id, mccmnc, messages, parts, pack_parts, rate, total)
+    SELECT g.id, d.mccmnc, d.messages, d.parts, d.pack_parts, d.rate, d.total
+    FROM unnest($11::text::bigint[], $12::text::text[], $13::text::int[], $14::text::int[],
+                $15::text::int[], $16::text::numeric[], $17::text::numeric[])
+         AS d(ord, mccmnc, messages, parts, pack_parts, rate, total)
+    JOIN g ON g.ord = d.ord
+)
+SELECT id FROM g ORDER BY ord"""
+
+
+def _array(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal of numbers, or of text quoted as the array syntax wants."""
+    items = []
+    for v in values:
+        if v is None:
+            items.append("NULL")
+        elif isinstance(v, str):
+            items.append('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        else:
+            items.append(str(v))
+    return "{" + ",".join(items) + "}"
+
+
+def _numbers(values: list) -> str:
+    """An array literal of values that print as themselves (numbers, digit strings), no NULLs."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
+# COPY text format escapes (PostgreSQL manual, COPY, "Text Format").
+_NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+_CHARGE_COLUMNS = (
+    "ref", "partner_id", "user_id", "type", "description", "mccmnc", "parts", "payer_ids", "amounts",
+    "rates", "pack_ids", "by_delivered", "transaction_id",
+)
+
+_CLOSE = """
+WITH c AS (
+    UPDATE charges SET state = $2, settled_at = now()
+    WHERE ref = ANY($1::text[]) AND state = 'open'
+    RETURNING ref, partner_id, user_id, mccmnc, parts, payer_ids, amounts, rates, pack_ids, by_delivered
+)
+SELECT c.ref, c.partner_id, c.user_id, c.mccmnc, c.parts, u.payer_id, u.amount, u.rate, u.pack_id,
+       u.by_delivered
+FROM c LEFT JOIN LATERAL unnest(c.payer_ids, c.amounts, c.rates, c.pack_ids, c.by_delivered)
+     AS u(payer_id, amount, rate, pack_id, by_delivered) ON true"""
+
+
+# (payer, origin, user, type, description, mccmnc, channel, traffic type, paid by a pack).
+# Within one batch a payer's rate for a network and traffic is fixed, so the rate
+# rides in the value and the key hashes no Decimal.
+DetailKey = tuple[int, int, "int | None", str, str, str, str, "str | None", bool]
+
+
+def _add_detail(details: dict, payer: int, head: tuple, split: tuple, parts: int, amount: Decimal,
+                rate: Decimal, pack_id: int) -> None:
+    """Count one message of one payer into its per-MCCMNC ledger line (total signed as the ledger).
+
+    ``head`` is (origin, user, type, description, mccmnc); ``split`` is what
+    else separates lines: (channel, traffic type) for charges, (rate, None)
+    for refunds.
+    """
+    key = (payer, *head, *split, pack_id != 0)
+    line = details.get(key)
+    if line is None:
+        details[key] = [1, parts, parts if pack_id else 0, -amount, None if pack_id else rate]
+    else:
+        line[0] += 1
+        line[1] += parts
+        if pack_id:
+            line[2] += parts
+        line[3] -= amount
+
+
+GroupKey = tuple[int, int, int | None, str, str]  # payer, origin, user, type, description
+
+
+async def _write_ledger(conn: asyncpg.Connection, details: dict[DetailKey, list], parents: dict[int, int],
+                        currencies: dict[int, str]) -> dict[GroupKey, int]:
+    """Insert ledger rows (one per group key) with their per-MCCMNC lines in one statement.
+
+    ``details`` maps a :data:`DetailKey` (whose first five items are the
+    group key) to [messages, parts, pack_parts, total, rate or None]; a
+    group's amount and counts are the sums of its lines. Returns the ledger
+    id of each group key.
+    """
+    if not details:
+        return {}
+    groups: dict[GroupKey, list] = {}
+    d_group: list[int] = []
+    d_mccmnc: list[str] = []
+    d_messages: list[int] = []
+    d_parts: list[int] = []
+    d_pack_parts: list[int] = []
+    d_rate: list[Decimal | None] = []
+    d_total: list[Decimal] = []
+    for key, (messages, parts, pack_parts, total, rate) in details.items():
+        gkey = key[:5]
+        group = groups.get(gkey)
+        if group is None:
+            group = groups[gkey] = [len(groups) + 1, ZERO, 0, 0]
+        group[1] += total
+        group[2] += messages
+        if rate is None:
+            group[3] += messages
+        d_group.append(group[0])
+        d_mccmnc.append(key[5])
+        d_messages.append(messages)
+        d_parts.append(parts)
+        d_pack_parts.append(pack_parts)
+        d_rate.append(rate)
+        d_total.append(total)
+    cols: tuple[list, ...] = ([], [], [], [], [], [], [], [], [], [])
+    for (payer, origin, user, kind, text), (_, amount, messages, pack_messages) in groups.items():
+        for col, value in zip(cols, (payer, parents.get(payer), origin, user, kind, amount, currencies[payer],
+                                     messages, pack_messages, text), strict=True):
+            col.append(value)
+    ids = await conn.fetch(
+        _LEDGER, *(_array(c) for c in cols),
+        # MCCMNCs of accepted messages are digits (pricing refused others): no quoting needed
+        _numbers(d_group), _numbers(d_mccmnc), _numbers(d_messages), _numbers(d_parts),
+        _numbers(d_pack_parts), _array(d_rate), _numbers(d_total),
+    )
+    return {key: row["id"] for key, row in zip(groups, ids, strict=True)}
+
+
+class Charger:
+    """Charges batches of messages; holds this process's cache of plan rates.
+
+    Create one per process and share it: rates are reloaded only for plans
+    whose revision changed since they were cached.
+    """
+
+    def __init__(self) -> None:
+        self._plans: dict[int, PlanRates] = {}
+
+    async def _snapshot(self, conn: asyncpg.Connection, senders: list[int]) -> Snapshot:
+        snap = Snapshot()
+        rows = await conn.fetch(_LOCK_PAYERS, senders)
+        payer_ids = []
+        for r in rows:
+            snap.accounts[r["id"]] = Account(r["id"], r["parent_id"], r["status"], r["currency"].strip(),
+                                             r["available"])
+            snap.chains[r["id"]] = tuple(reversed(r["path"][1:]))
+            payer_ids.append(r["id"])
+        # Senders that are the system owner pay nobody: an empty chain.
+        missing = [s for s in senders if s not in snap.chains]
+        if missing:
+            for r in await conn.fetch(
+                "SELECT id FROM partners WHERE id = ANY($1::bigint[]) AND parent_id IS NULL", missing
+            ):
+                snap.chains[r["id"]] = ()
+        if not payer_ids:
+            return snap
+        plan_rows = await conn.fetch(_PLANS, payer_ids)
+        stale = [r["id"] for r in plan_rows
+                 if (cached := self._plans.get(r["id"])) is None or cached.revision != r["revision"]]
+        if stale:
+            tables: dict[int, list[RateRow]] = defaultdict(list)
+            for r in await conn.fetch(_RATES, stale):
+                tables[r["plan_id"]].append(RateRow(r["mcc"], r["mnc"], r["price"]))
+            for r in plan_rows:
+                if r["id"] in stale:
+                    self._plans[r["id"]] = PlanRates(r["id"], r["revision"], r["currency"].strip(),
+                                                     r["billing_mode"] == "delivered",
+                                                     RateTable(tables.get(r["id"], ())))
+        for r in plan_rows:
+            snap.plans[(r["partner_id"], r["traffic"])] = self._plans[r["id"]]
+        for r in await conn.fetch(_PACKS, payer_ids):
+            holding = PackHolding(r["id"], r["partner_id"], r["channel"],
+                                  frozenset(r["mccs"]) if r["mccs"] else None, r["remaining"],
+                                  r["cost_per_message"], r["billing_mode"] == "delivered", r["expires_at"])
+            snap.packs.setdefault((r["partner_id"], r["channel"]), []).append(holding)
+        return snap
+
+    async def charge(self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
+        """Price and charge a batch; one result per request, in order (refused ones have ok=False)."""
+        if not requests:
+            return []
+        refs = set()
+        for req in requests:
+            if req.parts < 1:
+                raise Invalid(f"message {req.ref}: parts must be at least 1")
+            if req.source not in SOURCES:
+                raise Invalid(f"message {req.ref}: unknown source {req.source!r}")
+            refs.add(req.ref)
+        if len(refs) != len(requests):
+            raise Invalid("the batch repeats a message ref")
+        senders = sorted({r.partner_id for r in requests})
+        async with conn.transaction():
+            snap = await self._snapshot(conn, senders)
+            decisions = price_batch(snap, requests)
+            tx_ids = await self._write(conn, snap, decisions)
+        results = []
+        for d in decisions:
+            sender_currency = snap.accounts[d.request.partner_id].currency \
+                if d.request.partner_id in snap.accounts else ""
+            results.append(ChargeResult(
+                d.request.ref, d.ok, d.amount, sender_currency, d.pack_id, d.reason, d.code,
+                tx_ids.get(d.request.ref),
+            ))
+        return results
+
+    async def _write(self, conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision]) -> dict[str, int]:
+        debits: dict[int, Decimal] = defaultdict(Decimal)
+        pack_use: dict[int, int] = defaultdict(int)
+        details: dict[DetailKey, list] = {}
+        accepted = [d for d in decisions if d.ok]
+        for d in accepted:
+            req = d.request
+            head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
+            traffic = (req.channel, req.traffic_type)
+            for payer, amount, rate, pack_id, _ in d.levels:
+                if amount:
+                    debits[payer] += amount
+                if pack_id:
+                    pack_use[pack_id] += req.parts
+                _add_detail(details, payer, head, traffic, req.parts, amount, rate, pack_id)
+        if pack_use:
+            ids = list(pack_use)
+            done = await conn.fetch(_TAKE_FROM_PACKS, ids, [pack_use[i] for i in ids])
+            if len(done) != len(ids):
+                raise Conflict("a pack changed while the batch was being charged; retry the batch")
+        if debits:
+            ids = list(debits)
+            done = await conn.fetch(_DEBIT, ids, [debits[i] for i in ids])
+            if len(done) != len(ids):  # cannot happen under the lock taken in _snapshot
+                raise InsufficientBalance("a balance changed while the batch was being charged")
+        parents = {a.partner_id: a.parent_id for a in snap.accounts.values()}
+        currencies = {a.partner_id: a.currency for a in snap.accounts.values()}
+        ledger = await _write_ledger(conn, details, parents, currencies)
+        tx_by_ref: dict[str, int] = {}
+        lines = []
+        for d in accepted:
+            req = d.request
+            levels = d.levels
+            if len(levels) == 1:
+                payer, amount, rate, pack_id, by_delivered = levels[0]
+                tx_id = tx_by_ref[req.ref] = ledger[(payer, req.partner_id, req.user_id, req.source,
+                                                     req.description)]
+                arrays = (f"{{{payer}}}\t{{{amount!s}}}\t{{{rate!s}}}\t{{{pack_id}}}\t"
+                          f"{'{t}' if by_delivered else '{f}'}")
+            elif levels:
+                tx_id = tx_by_ref[req.ref] = ledger[(levels[0].payer_id, req.partner_id, req.user_id,
+                                                     req.source, req.description)]
+                arrays = "\t".join(["{" + ",".join(map(str, col)) + "}" for col in zip(*levels, strict=True)])
+            else:
+                tx_id, arrays = None, "{}\t{}\t{}\t{}\t{}"
+            lines.append(
+                f"{req.ref.translate(_COPY_ESCAPES)}\t{req.partner_id}\t"
+                f"{_NULL if req.user_id is None else req.user_id}\t{req.source}\t"
+                f"{req.description.translate(_COPY_ESCAPES)}\t{req.mccmnc.translate(_COPY_ESCAPES)}\t"
+                f"{req.parts}\t{arrays}\t{_NULL if tx_id is None else tx_id}"
+            )
+        if lines:
+            data = ("\n".join(lines) + "\n").encode()
+            try:
+                await conn.copy_to_table("charges", source=io.BytesIO(data), columns=_CHARGE_COLUMNS,
+                                         format="text")
+            except asyncpg.UniqueViolationError as exc:
+                raise Conflict("a message of the batch was already charged (same ref)") from exc
+        return tx_by_ref
+
+
+async def charge_messages(
+    conn: asyncpg.Connection, requests: Sequence[ChargeRequest], *, charger: Charger | None = None
+) -> list[ChargeResult]:
+    """Price and charge a batch (see :class:`Charger`); pass a long-lived charger to reuse its cache."""
+    return await (charger or Charger()).charge(conn, requests)
+
+
+async def _give_back(conn: asyncpg.Connection, refs: Sequence[str], state: str, only_by_delivered: bool,
+                     description: str) -> int:
+    """Close open charges as ``state`` and return what their levels paid; how many charges closed."""
+    async with conn.transaction():
+        rows = await conn.fetch(_CLOSE, list(refs), state)
+        closed = len({r["ref"] for r in rows})
+        credits: dict[int, Decimal] = defaultdict(Decimal)
+        packs: dict[int, int] = defaultdict(int)
+        details: dict[DetailKey, list] = {}
+        for r in rows:
+            if r["payer_id"] is None or (only_by_delivered and not r["by_delivered"]):
+                continue
+            payer, amount, pack_id = r["payer_id"], r["amount"], r["pack_id"]
+            if amount:
+                credits[payer] += amount
+            if pack_id:
+                packs[pack_id] += r["parts"]
+            # a refund line mirrors the charge: same counts, opposite total; charges of
+            # different times may have had different rates, so lines are split by rate
+            _add_detail(details, payer, (r["partner_id"], r["user_id"], "refund", description, r["mccmnc"]),
+                        (r["rate"], None), r["parts"], -amount, r["rate"], pack_id)
+        payers = sorted({k[0] for k in details})
+        if payers:
+            locked = await conn.fetch(
+                "SELECT id, parent_id, currency FROM partners WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                payers,
+            )
+            if packs:
+                ids = list(packs)
+                await conn.execute(_RETURN_TO_PACKS, ids, [packs[i] for i in ids])
+            if credits:
+                ids = list(credits)
+                await conn.execute(_CREDIT, ids, [credits[i] for i in ids])
+            await _write_ledger(conn, details, {r["id"]: r["parent_id"] for r in locked},
+                                {r["id"]: r["currency"].strip() for r in locked})
+    return closed
+
+
+async def refund(conn: asyncpg.Connection, refs: Sequence[str]) -> int:
+    """A send failed: give every level back what it paid (balance or pack). Returns charges refunded.
+
+    Only open charges are touched, so refunding twice, or after a receipt,
+    changes nothing.
+    """
+    return await _give_back(conn, refs, "failed", False, "refund: message not sent")
+
+
+async def settle_delivered(conn: asyncpg.Connection, refs: Sequence[str], delivered: bool) -> int:
+    """Apply delivery receipts: delivered keeps the charge, undelivered refunds by-delivered levels.
+
+    Returns the number of open charges settled; charges already settled or
+    refunded are left alone (receipts may repeat).
+    """
+    if delivered:
+        result = await conn.execute(
+            "UPDATE charges SET state = 'delivered', settled_at = now() WHERE ref = ANY($1::text[]) AND state = 'open'",
+            list(refs),
+        )
+        return int(result.split()[-1])
+    return await _give_back(conn, refs, "undelivered", True, "refund: message not delivered")
