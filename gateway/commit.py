@@ -1,0 +1,285 @@
+"""Group commit: many producers, one transaction per few milliseconds.
+
+A message is acknowledged to its sender (SMPP ``submit_sm_resp``, the HTTP
+answer) only once its row is committed. Committing each message alone costs a
+WAL flush per message; committing them together costs one per batch. The
+writer collects what producers hand it for at most ``max_delay`` seconds (or
+until ``max_rows`` are waiting), writes the batch in one transaction, and then
+resolves every producer's future. A batch that fails fails its futures: no
+message is acknowledged without its row.
+
+Inside the batch transaction, in this order:
+
+1. ``before_insert(conn, msgs)`` (optional): the billing hook. It returns one
+   outcome per message, in order: the message to store (typically with
+   ``status=BILLED``, ``cost`` and ``charge_ref`` filled in), or a
+   :class:`~config.errors.HeraldError` that rejects that message alone (e.g.
+   insufficient balance). Charging and storing therefore commit together.
+2. The accepted messages are written with COPY (:func:`gateway.messages.insert_messages`).
+3. Those with a non-empty ``route`` are put in the send queue
+   (:func:`gateway.queue.enqueue`).
+4. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
+
+If the batch transaction fails and it held more than one producer's request,
+each request is retried alone in its own transaction, so one producer's bad
+data (or a charge that violates a constraint) does not fail its neighbours.
+Requests are never split: a producer's messages commit all together or not at all.
+
+Public API::
+
+    writer = GroupCommitWriter(pool, before_insert=charge, max_delay=0.003)
+    await writer.start()
+    outcomes = await writer.persist([NewMessage(...), ...])  # list[NewMessage | HeraldError]
+    await writer.stop()   # flushes what is waiting, then refuses new work
+
+The batching engine itself is :class:`GroupCommit` ``(pool, commit, ...)``:
+``await engine.submit(items) -> list[result]`` for any ``commit(conn, items)``
+that returns one result per item (delivery receipts use it too).
+
+A producer cancelled while waiting may still see its messages committed (the
+batch is already on its way); callers that retry must tolerate that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import asyncpg
+
+from config.errors import HeraldError
+from gateway import queue
+from gateway.messages import NewMessage, insert_messages
+
+log = logging.getLogger("herald.commit")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+Outcome = NewMessage | HeraldError
+BeforeInsert = Callable[[asyncpg.Connection, list[NewMessage]], Awaitable[Sequence[Outcome]]]
+AfterInsert = Callable[[asyncpg.Connection, list[NewMessage]], Awaitable[None]]
+
+
+class WriterClosed(HeraldError):
+    """The writer is stopping or stopped; the message was not stored."""
+
+    http_status = 503
+
+
+@dataclass(slots=True)
+class WriterStats:
+    batches: int = 0
+    rows: int = 0
+    largest_batch: int = 0
+    failed_batches: int = 0
+
+
+@dataclass(slots=True)
+class _Request:
+    msgs: list
+    future: asyncio.Future
+
+
+class GroupCommit(Generic[T, R]):
+    """The batching engine: ``submit(items)`` from many tasks, ``commit(conn, batch)`` rarely.
+
+    ``commit`` runs inside one transaction per batch and returns one result per
+    item, in order. Used for messages (:class:`GroupCommitWriter`) and for
+    delivery receipts (:class:`gateway.delivery.ReceiptWriter`).
+    """
+
+    def __init__(
+        self, pool: asyncpg.Pool, commit: Callable[[asyncpg.Connection, list[T]], Awaitable[Sequence[R]]],
+        *, max_delay: float = 0.003, max_rows: int = 1000, flushers: int = 2,
+        max_pending_rows: int = 20000, name: str = "group-commit",
+    ) -> None:
+        self._pool = pool
+        self._commit_fn = commit
+        self._name = name
+        self._max_delay = max_delay
+        self._max_rows = max_rows
+        self._max_pending = max_pending_rows
+        self._slots = asyncio.Semaphore(flushers)  # batches in flight, one connection each
+        self._pending: deque[_Request] = deque()
+        self._pending_rows = 0
+        self._wakeup = asyncio.Event()
+        self._full = asyncio.Event()
+        self._space = asyncio.Event()
+        self._flushing: set[asyncio.Task] = set()
+        self._runner: asyncio.Task | None = None
+        self._closing = False
+        self.stats = WriterStats()
+
+    async def start(self) -> None:
+        self._closing = False
+        self._runner = asyncio.create_task(self._run(), name=self._name)
+
+    async def stop(self) -> None:
+        """Commit what is already waiting, then stop; later ``submit`` calls raise."""
+        self._closing = True
+        self._wakeup.set()
+        self._space.set()
+        if self._runner is not None:
+            await self._runner
+            self._runner = None
+        if self._flushing:
+            await asyncio.gather(*self._flushing, return_exceptions=True)
+
+    async def submit(self, items: Sequence[T]) -> list[R]:
+        """Commit ``items`` in the next batch; one result per item once committed.
+
+        Raises the batch's exception if the transaction failed, or
+        :class:`WriterClosed` if the writer is not running.
+        """
+        if self._closing or self._runner is None:
+            raise WriterClosed(f"{self._name} is not running")
+        if not items:
+            return []
+        while self._pending_rows >= self._max_pending:
+            # Back-pressure: producers wait while the writer is this far behind.
+            self._space.clear()
+            await self._space.wait()
+            if self._closing:
+                raise WriterClosed(f"{self._name} is stopping")
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Request(list(items), future))
+        self._pending_rows += len(items)
+        self._wakeup.set()
+        if self._pending_rows >= self._max_rows:
+            self._full.set()
+        return await future
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if self._pending_rows < self._max_rows and not self._closing:
+                self._full.clear()
+                try:
+                    async with asyncio.timeout(self._max_delay):
+                        await self._full.wait()
+                except TimeoutError:
+                    pass
+            # While every flusher is busy, the batch keeps growing (up to max_rows).
+            await self._slots.acquire()
+            batch = self._take()
+            task = asyncio.create_task(self._flush(batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    def _take(self) -> list[_Request]:
+        batch: list[_Request] = []
+        rows = 0
+        while self._pending:
+            size = len(self._pending[0].msgs)
+            if batch and rows + size > self._max_rows:
+                break
+            batch.append(self._pending.popleft())
+            rows += size
+        self._pending_rows -= rows
+        self._space.set()
+        return batch
+
+    async def _flush(self, batch: list[_Request]) -> None:
+        try:
+            items = [m for req in batch for m in req.msgs]
+            try:
+                results = await self._commit(items)
+            except Exception as exc:
+                self.stats.failed_batches += 1
+                if len(batch) == 1:
+                    log.warning("event=batch_failed writer=%s rows=%d error=%r",
+                                self._name, len(items), exc)
+                    _fail(batch[0], exc)
+                    return
+                log.warning(
+                    "event=batch_failed writer=%s rows=%d requests=%d error=%r;"
+                    " retrying requests alone", self._name, len(items), len(batch), exc,
+                )
+                await self._one_by_one(batch)
+                return
+            start = 0
+            for req in batch:
+                end = start + len(req.msgs)
+                _resolve(req, list(results[start:end]))
+                start = end
+        finally:
+            self._slots.release()
+
+    async def _one_by_one(self, batch: list[_Request]) -> None:
+        for req in batch:
+            try:
+                results = await self._commit(req.msgs)
+            except Exception as exc:
+                _fail(req, exc)
+            else:
+                _resolve(req, list(results))
+
+    async def _commit(self, items: list) -> Sequence[R]:
+        async with self._pool.acquire() as conn, conn.transaction():
+            results = await self._commit_fn(conn, items)
+            if len(results) != len(items):
+                raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
+        self.stats.batches += 1
+        self.stats.rows += len(items)
+        self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        return results
+
+
+class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
+    """Stores messages through :class:`GroupCommit` (see the module doc)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, *,
+        before_insert: BeforeInsert | None = None,
+        after_insert: AfterInsert | None = None,
+        max_delay: float = 0.003,
+        max_rows: int = 1000,
+        flushers: int = 2,
+        max_pending_rows: int = 20000,
+    ) -> None:
+        super().__init__(
+            pool, self._store, max_delay=max_delay, max_rows=max_rows, flushers=flushers,
+            max_pending_rows=max_pending_rows, name="message-writer",
+        )
+        self._before = before_insert
+        self._after = after_insert
+
+    async def persist(self, msgs: Sequence[NewMessage]) -> list[Outcome]:
+        """Store ``msgs`` in the next batch; one outcome per message once committed."""
+        return await self.submit(msgs)
+
+    async def _store(self, conn: asyncpg.Connection, msgs: list[NewMessage]) -> Sequence[Outcome]:
+        if self._before is not None:
+            outcomes = await self._before(conn, msgs)
+            if len(outcomes) != len(msgs):
+                raise RuntimeError(
+                    f"before_insert returned {len(outcomes)} outcomes for {len(msgs)} messages"
+                )
+        else:
+            outcomes = msgs
+        accepted = [o for o in outcomes if isinstance(o, NewMessage)]
+        await insert_messages(conn, accepted)
+        await queue.enqueue(conn, [(m.id, m.route) for m in accepted if m.route])
+        if self._after is not None and accepted:
+            await self._after(conn, accepted)
+        return outcomes
+
+
+def _resolve(req: _Request, outcomes: list[Outcome]) -> None:
+    if not req.future.done():  # the producer may have been cancelled meanwhile
+        req.future.set_result(outcomes)
+
+
+def _fail(req: _Request, exc: BaseException) -> None:
+    if not req.future.done():
+        req.future.set_exception(exc)

@@ -1,0 +1,583 @@
+"""Messages (EDRs): the row per accepted message, its statuses and their SQL.
+
+The status machine
+------------------
+A message moves PREPARED → BILLED → SENT → DELIVERED | UNDELIVERED | FAILED,
+and a Viber message may end SEEN. ``TRANSITIONS`` is the whole machine as data
+(in the manner of h11's state table): for each status, the events it accepts
+and the status each leads to. :func:`next_status` reads it.
+
+Two rules shape the table:
+
+* Never backwards. A late ``sent`` after ``delivered`` is ignored: carriers
+  often send the receipt before we have processed the submit response. So
+  events may skip statuses forward (BILLED + ``delivered`` → DELIVERED), but a
+  final status accepts nothing except ``seen`` (Viber reports it after delivery).
+* Idempotent. Repeating an event that was already applied changes nothing;
+  :func:`next_status` answers ``None`` ("no transition") and the SQL update,
+  guarded by ``WHERE status = ANY(allowed_from)``, matches no row.
+
+Public API (all functions take an asyncpg connection; none opens a transaction)
+------------------------------------------------------------------------------
+* ``new_message_id() -> uuid.UUID`` — time-ordered UUIDv7, the client's transaction id.
+* ``NewMessage`` — what a producer hands to :mod:`gateway.commit` to be stored.
+* ``insert_messages(conn, msgs)`` — COPY a batch (used by the group-commit writer).
+* ``get_message(conn, id) -> Message | None``
+* ``apply_event(conn, id, event, *, at=None, error_code=None, error_text=None) -> Message | None``
+  — the updated row when the event moved the status, else None.
+* ``mark_sent(conn, id, *, vendor_id, vendor_message_id, keys=None, at=None)
+  -> Message | None`` — records the vendor's id always, moves to SENT if allowed.
+* ``apply_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
+  error_code=None, error_text=None) -> Message | None`` — a delivery receipt.
+* ``find_by_vendor_id(conn, vendor_id, receipt_message_id, keys=None) -> Message | None``
+* Batches, one statement per kind (results in input order, None = did not move):
+  ``mark_sent_many(conn, [SentUpdate])``, ``apply_events(conn, [EventUpdate])``,
+  ``apply_receipts(conn, [ReceiptUpdate])``.
+* ``list_for_partner(conn, partner_id, *, limit, before=None, ...) -> list[Message]``
+  — keyset pagination, newest first; pass ``page_cursor(last)`` to get the next page.
+
+Receipts are matched with the rule of :mod:`smpp.receipts` ("Matching message
+ids"): the vendor's id in ``submit_sm_resp`` and the one quoted in the receipt
+match when their ``message_id_keys`` intersect (hex answered and decimal
+reported still match); among several candidates the one with the same normal
+form wins, then the newest. For a vendor whose id formats are known, pass
+``keys=[message_id_key(id, fmt)]`` on both sides for one exact key.
+
+Storage choices (UUIDv7 ids, indexes, why no partitioning yet) are explained
+at the top of migration ``0300_messages.sql``.
+
+Enqueue the HTTP callback for a status change (:func:`gateway.callbacks.enqueue_dlr`)
+in the same transaction as :func:`apply_event` so the two commit together.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import os
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from smpp.receipts import message_id_keys, normalise_message_id
+
+
+class Status(enum.StrEnum):
+    PREPARED = "PREPARED"
+    BILLED = "BILLED"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    UNDELIVERED = "UNDELIVERED"
+    FAILED = "FAILED"
+    SEEN = "SEEN"
+
+
+class Event(enum.StrEnum):
+    """What happened to a message."""
+
+    BILLED = "billed"            # charged
+    SENT = "sent"                # a vendor accepted it (submit_sm_resp OK / provider 200)
+    DELIVERED = "delivered"      # receipt: DELIVRD
+    UNDELIVERED = "undelivered"  # receipt: UNDELIV, REJECTD, DELETED, UNKNOWN
+    EXPIRED = "expired"          # receipt EXPIRED or our own validity sweep → UNDELIVERED
+    FAILED = "failed"            # we could not send it (rejected, no route, vendor error)
+    SEEN = "seen"                # Viber: the recipient opened it
+
+
+FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.SEEN})
+IN_FLIGHT = frozenset({Status.PREPARED, Status.BILLED, Status.SENT})
+
+S, E = Status, Event
+# status -> {event: next status}. Absent pairs are ignored events (None).
+TRANSITIONS: dict[Status, dict[Event, Status]] = {
+    S.PREPARED: {
+        E.BILLED: S.BILLED, E.SENT: S.SENT, E.FAILED: S.FAILED,
+    },
+    S.BILLED: {
+        E.SENT: S.SENT, E.DELIVERED: S.DELIVERED, E.UNDELIVERED: S.UNDELIVERED,
+        E.EXPIRED: S.UNDELIVERED, E.FAILED: S.FAILED, E.SEEN: S.SEEN,
+    },
+    S.SENT: {
+        E.DELIVERED: S.DELIVERED, E.UNDELIVERED: S.UNDELIVERED, E.EXPIRED: S.UNDELIVERED,
+        E.FAILED: S.FAILED, E.SEEN: S.SEEN,
+    },
+    S.DELIVERED: {E.SEEN: S.SEEN},
+    S.UNDELIVERED: {},
+    S.FAILED: {},
+    S.SEEN: {},
+}
+del S, E
+
+
+def next_status(current: Status | str, event: Event | str) -> Status | None:
+    """The status ``event`` moves a message in ``current`` to, or None to ignore it."""
+    return TRANSITIONS[Status(current)].get(Event(event))
+
+
+def allowed_from(event: Event | str) -> list[str]:
+    """The statuses in which ``event`` does something (the SQL guard)."""
+    ev = Event(event)
+    return [str(s) for s, moves in TRANSITIONS.items() if ev in moves]
+
+
+def _target(event: Event) -> Status:
+    # Every event leads to one status wherever it is accepted; checked at import.
+    targets = {moves[event] for moves in TRANSITIONS.values() if event in moves}
+    (only,) = targets
+    return only
+
+
+EVENT_TARGET: dict[Event, Status] = {ev: _target(ev) for ev in Event}
+
+
+def new_message_id(now_ms: int | None = None) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562 §5.7): 48-bit Unix milliseconds, then random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80
+    value |= 0x7 << 76                              # version
+    value |= ((rand >> 62) & 0xFFF) << 64           # rand_a, 12 bits
+    value |= 0b10 << 62                             # variant
+    value |= rand & 0x3FFF_FFFF_FFFF_FFFF           # rand_b, 62 bits
+    return uuid.UUID(int=value)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store. ``route`` is not a column: the vendor ids, in failover
+    order, that :mod:`gateway.commit` puts in the send queue (empty: not queued)."""
+
+    partner_id: int
+    origin: str
+    sender: str
+    destination: str
+    text: str = ""
+    channel: str = "sms"
+    id: uuid.UUID = field(default_factory=new_message_id)
+    user_id: int | None = None
+    api_key_id: int | None = None
+    smpp_account_id: int | None = None
+    smpp_session: str | None = None
+    mccmnc: str | None = None
+    parts: int = 1
+    encoding: str = "gsm7"
+    data_coding: int = 0
+    flash: bool = False
+    accept_mo: bool = False
+    cost: Decimal = Decimal(0)
+    currency: str | None = None
+    charge_ref: str | None = None
+    label: str = ""
+    campaign_id: int | None = None
+    client_ref: str | None = None
+    status: Status = Status.PREPARED
+    vendor_id: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    registered_delivery: int = 0
+    callback_url: str | None = None
+    valid_until: datetime | None = None
+    created_at: datetime = field(default_factory=_now)
+    billed_at: datetime | None = None
+    # Viber content and the Viber→SMS cascade (migration 0305)
+    traffic_type: str | None = None
+    fallback_channel: str | None = None
+    fallback_ttl: int | None = None
+    image_url: str | None = None
+    button_url: str | None = None
+    button_caption: str | None = None
+    route: tuple[int, ...] = ()
+
+
+# Columns COPY writes, in NewMessage field order (``route`` excluded).
+INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage) if f.name != "route")
+
+
+_COLUMN_VALUES = operator.attrgetter(*INSERT_COLUMNS)
+_BILLED_AT = INSERT_COLUMNS.index("billed_at")
+
+
+def _record(msg: NewMessage) -> tuple:
+    # attrgetter builds the row in C: this runs once per stored message.
+    # Status is a str subclass, which the text encoder takes as it is.
+    values = _COLUMN_VALUES(msg)
+    if msg.billed_at is None and msg.status == Status.BILLED:
+        values = (*values[:_BILLED_AT], msg.created_at, *values[_BILLED_AT + 1:])
+    return values
+
+
+async def insert_messages(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
+    """Write ``msgs`` with one COPY (call inside the caller's transaction)."""
+    if msgs:
+        await conn.copy_records_to_table(
+            "messages", records=[_record(m) for m in msgs], columns=INSERT_COLUMNS
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, as read back."""
+
+    id: uuid.UUID
+    partner_id: int
+    user_id: int | None
+    api_key_id: int | None
+    smpp_account_id: int | None
+    smpp_session: str | None
+    origin: str
+    channel: str
+    sender: str
+    destination: str
+    mccmnc: str | None
+    text: str
+    parts: int
+    encoding: str
+    data_coding: int
+    flash: bool
+    accept_mo: bool
+    cost: Decimal
+    currency: str | None
+    charge_ref: str | None
+    label: str
+    campaign_id: int | None
+    client_ref: str | None
+    status: Status
+    vendor_id: int | None
+    vendor_message_id: str | None
+    vendor_message_key: str | None
+    vendor_match_keys: list[str] | None
+    error_code: str | None
+    error_text: str | None
+    registered_delivery: int
+    callback_url: str | None
+    valid_until: datetime | None
+    created_at: datetime
+    billed_at: datetime | None
+    sent_at: datetime | None
+    done_at: datetime | None
+    seen_at: datetime | None
+    updated_at: datetime
+    traffic_type: str | None = None
+    fallback_channel: str | None = None
+    fallback_ttl: int | None = None
+    image_url: str | None = None
+    button_url: str | None = None
+    button_caption: str | None = None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> Message:
+        values = dict(record)
+        values["status"] = Status(values["status"])
+        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+
+    @property
+    def wants_receipt(self) -> bool:
+        """SMPP 3.4 §5.2.17: bits 0-1 of registered_delivery ask for a final receipt."""
+        return self.registered_delivery & 0b11 != 0
+
+
+async def get_message(conn: asyncpg.Connection, message_id: uuid.UUID) -> Message | None:
+    record = await conn.fetchrow("SELECT * FROM messages WHERE id = $1", message_id)
+    return Message.from_record(record) if record else None
+
+
+async def apply_event(
+    conn: asyncpg.Connection, message_id: uuid.UUID, event: Event | str, *,
+    at: datetime | None = None, error_code: str | None = None, error_text: str | None = None,
+) -> Message | None:
+    """Apply ``event``; the updated message if its status moved, None if ignored.
+
+    The first time a status is reached stamps its time (``billed_at``,
+    ``sent_at``, ``done_at``, ``seen_at``); later events never overwrite it.
+    """
+    (result,) = await apply_events(
+        conn, [EventUpdate(message_id, Event(event), at, error_code, error_text)]
+    )
+    return result
+
+
+def match_keys(vendor_id: int, message_id: str, keys: Iterable[str] | None = None) -> list[str]:
+    """The index keys of a vendor's message id: ``message_id_keys`` (or the ``keys``
+    given, e.g. one ``message_id_key`` for a vendor of known format) under the vendor id."""
+    chosen = message_id_keys(message_id) if keys is None else keys
+    return sorted(f"{vendor_id}{key}" for key in chosen)
+
+
+async def mark_sent(
+    conn: asyncpg.Connection, message_id: uuid.UUID, *, vendor_id: int,
+    vendor_message_id: str, keys: Iterable[str] | None = None, at: datetime | None = None,
+) -> Message | None:
+    """A vendor accepted the message: record its id; the message if it moved to SENT.
+
+    The id is recorded whatever the status (a receipt may be processed first and
+    must still find the message later). ``keys`` overrides the match keys when the
+    vendor's id format is known (``smpp.receipts.message_id_key``).
+    """
+    (result,) = await mark_sent_many(
+        conn, [SentUpdate(message_id, vendor_id, vendor_message_id,
+                          None if keys is None else tuple(keys))], at,
+    )
+    return result
+
+
+async def apply_receipt(
+    conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str, event: Event | str, *,
+    keys: Iterable[str] | None = None, at: datetime | None = None,
+    error_code: str | None = None, error_text: str | None = None,
+) -> Message | None:
+    """A delivery receipt from ``vendor_id`` quoting ``receipt_message_id``.
+
+    Returns the message if its status moved. None means no message matches or
+    the receipt is late or repeated; tell them apart with :func:`find_by_vendor_id`.
+    """
+    (result,) = await apply_receipts(conn, [ReceiptUpdate(
+        vendor_id, receipt_message_id, Event(event), at, error_code, error_text,
+        None if keys is None else tuple(keys),
+    )])
+    return result
+
+
+async def find_by_vendor_id(
+    conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str,
+    keys: Iterable[str] | None = None,
+) -> Message | None:
+    """The message a receipt quoting ``receipt_message_id`` would match (same rule)."""
+    record = await conn.fetchrow(
+        """SELECT * FROM messages WHERE vendor_match_keys && $1::text[]
+           ORDER BY vendor_message_key IS NOT DISTINCT FROM $2 DESC, created_at DESC LIMIT 1""",
+        match_keys(vendor_id, receipt_message_id, keys), normalise_message_id(receipt_message_id),
+    )
+    return Message.from_record(record) if record else None
+
+
+# --- batches: one statement for many messages (the SendWorker, receipt writer) ---------
+
+
+@dataclass(frozen=True, slots=True)
+class SentUpdate:
+    """A vendor accepted ``message_id`` under ``vendor_message_id``."""
+
+    message_id: uuid.UUID
+    vendor_id: int
+    vendor_message_id: str
+    keys: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpdate:
+    message_id: uuid.UUID
+    event: Event
+    at: datetime | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptUpdate:
+    """A delivery receipt: ``vendor_id`` reports ``event`` for ``receipt_message_id``."""
+
+    vendor_id: int
+    receipt_message_id: str
+    event: Event
+    at: datetime | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    keys: tuple[str, ...] | None = None
+
+
+def _flat_keys(pairs: Sequence[tuple[int, str, Iterable[str] | None]]) -> tuple[list[int], list[str]]:
+    """Match keys of many ids as two flat arrays (owner ordinal, key) for unnest."""
+    owners: list[int] = []
+    keys: list[str] = []
+    for ordinal, (vendor_id, message_id, given) in enumerate(pairs, start=1):
+        for key in match_keys(vendor_id, message_id, given):
+            owners.append(ordinal)
+            keys.append(key)
+    return owners, keys
+
+
+_MARK_SENT_MANY = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
+        WITH ORDINALITY AS u(id, vendor_id, vmid, normal, ord)
+), k AS (
+    SELECT ord, array_agg(key ORDER BY key) AS keys
+    FROM unnest($5::bigint[], $6::text[]) AS k(ord, key) GROUP BY ord
+), old AS (
+    SELECT m.id, m.status AS previous FROM messages m JOIN u ON u.id = m.id
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m SET
+    vendor_id = u.vendor_id, vendor_message_id = u.vmid, vendor_message_key = u.normal,
+    vendor_match_keys = k.keys,
+    status = CASE WHEN m.status = ANY($7::text[]) THEN 'SENT' ELSE m.status END,
+    sent_at = CASE WHEN m.status = ANY($7::text[]) THEN coalesce(m.sent_at, $8) ELSE m.sent_at END,
+    updated_at = now()
+FROM u JOIN old ON old.id = u.id LEFT JOIN k ON k.ord = u.ord
+WHERE m.id = u.id
+RETURNING m.*, old.previous
+"""
+
+
+async def mark_sent_many(
+    conn: asyncpg.Connection, updates: Sequence[SentUpdate], at: datetime | None = None
+) -> list[Message | None]:
+    """:func:`mark_sent` for many messages in one statement; results in input order."""
+    if not updates:
+        return []
+    if len({u.message_id for u in updates}) != len(updates):
+        raise ValueError("a message appears twice in one mark_sent_many call")
+    owners, keys = _flat_keys([(u.vendor_id, u.vendor_message_id, u.keys) for u in updates])
+    records = await conn.fetch(
+        _MARK_SENT_MANY,
+        [u.message_id for u in updates], [u.vendor_id for u in updates],
+        # PostgreSQL text cannot hold NUL; a C-octet string may arrive with its terminator.
+        [u.vendor_message_id.replace("\x00", "") for u in updates],
+        [normalise_message_id(u.vendor_message_id) for u in updates],
+        owners, keys, allowed_from(Event.SENT), at or _now(),
+    )
+    moved = {r["id"]: Message.from_record(r) for r in records
+             if r["previous"] in allowed_from(Event.SENT)}
+    return [moved.get(u.message_id) for u in updates]
+
+
+_APPLY_EVENTS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::text[]) AS u(id, target, allowed, at, error_code, error_text)
+)
+UPDATE messages m SET
+    status = u.target,
+    billed_at = CASE WHEN u.target = 'BILLED' THEN coalesce(m.billed_at, u.at) ELSE m.billed_at END,
+    sent_at = CASE WHEN u.target = 'SENT' THEN coalesce(m.sent_at, u.at) ELSE m.sent_at END,
+    done_at = CASE WHEN u.target IN ('DELIVERED', 'UNDELIVERED', 'FAILED', 'SEEN')
+                   THEN coalesce(m.done_at, u.at) ELSE m.done_at END,
+    seen_at = CASE WHEN u.target = 'SEEN' THEN coalesce(m.seen_at, u.at) ELSE m.seen_at END,
+    error_code = coalesce(u.error_code, m.error_code),
+    error_text = coalesce(u.error_text, m.error_text),
+    updated_at = now()
+FROM u
+WHERE m.id = u.id AND m.status = ANY(string_to_array(u.allowed, ','))
+RETURNING m.*
+"""
+
+
+async def apply_events(
+    conn: asyncpg.Connection, updates: Sequence[EventUpdate]
+) -> list[Message | None]:
+    """:func:`apply_event` for many messages; the moved message per update, in order.
+
+    Several updates for one message are applied in input order (one statement
+    per round), so a batch behaves as the same calls made one by one.
+    """
+    results: list[Message | None] = [None] * len(updates)
+    rounds: list[list[int]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for index, update in enumerate(updates):
+        depth = seen.get(update.message_id, 0)
+        seen[update.message_id] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(index)
+    now = _now()
+    for indexes in rounds:
+        batch = [updates[i] for i in indexes]
+        events = [Event(u.event) for u in batch]
+        records = await conn.fetch(
+            _APPLY_EVENTS, [u.message_id for u in batch],
+            [str(EVENT_TARGET[e]) for e in events], [",".join(allowed_from(e)) for e in events],
+            [u.at or now for u in batch], [u.error_code for u in batch],
+            [u.error_text for u in batch],
+        )
+        moved = {r["id"]: Message.from_record(r) for r in records}
+        for i in indexes:
+            results[i] = moved.get(updates[i].message_id)
+    return results
+
+
+_MATCH_RECEIPTS = """
+WITH k AS (
+    SELECT ord, array_agg(key) AS keys
+    FROM unnest($2::bigint[], $3::text[]) AS k(ord, key) GROUP BY ord
+)
+SELECT r.ord, t.id
+FROM unnest($1::text[]) WITH ORDINALITY AS r(normal, ord)
+JOIN k ON k.ord = r.ord
+CROSS JOIN LATERAL (
+    SELECT id FROM messages WHERE vendor_match_keys && k.keys
+    ORDER BY vendor_message_key IS NOT DISTINCT FROM r.normal DESC, created_at DESC
+    LIMIT 1
+) t
+"""
+
+
+async def apply_receipts(
+    conn: asyncpg.Connection, receipts: Sequence[ReceiptUpdate]
+) -> list[Message | None]:
+    """:func:`apply_receipt` for many receipts (two statements); results in input order."""
+    if not receipts:
+        return []
+    owners, keys = _flat_keys([(r.vendor_id, r.receipt_message_id, r.keys) for r in receipts])
+    matched = {
+        row["ord"]: row["id"]
+        for row in await conn.fetch(
+            _MATCH_RECEIPTS, [normalise_message_id(r.receipt_message_id) for r in receipts],
+            owners, keys,
+        )
+    }
+    wanted = [(i, r) for i, r in enumerate(receipts) if (i + 1) in matched]
+    moved = await apply_events(conn, [
+        EventUpdate(matched[i + 1], Event(r.event), r.at, r.error_code, r.error_text)
+        for i, r in wanted
+    ])
+    results: list[Message | None] = [None] * len(receipts)
+    for (i, _), message in zip(wanted, moved, strict=True):
+        results[i] = message
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where the previous page ended: the last row's (created_at, id)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+def page_cursor(message: Message) -> PageCursor:
+    return PageCursor(message.created_at, message.id)
+
+
+async def list_for_partner(
+    conn: asyncpg.Connection, partner_id: int, *, limit: int = 150,
+    before: PageCursor | None = None, status: Status | str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[Message]:
+    """One page of a partner's messages, newest first (keyset: no OFFSET scans).
+
+    Served by ``messages_partner_created``; filters narrow the page, they do not
+    change its order.
+    """
+    records = await conn.fetch(
+        """SELECT * FROM messages
+           WHERE partner_id = $1
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+             AND ($4::text IS NULL OR status = $4)
+             AND ($5::timestamptz IS NULL OR created_at >= $5)
+             AND ($6::timestamptz IS NULL OR created_at < $6)
+           ORDER BY created_at DESC, id DESC
+           LIMIT $7""",
+        partner_id,
+        before.created_at if before else None, before.id if before else None,
+        str(Status(status)) if status else None, since, until, limit,
+    )
+    return [Message.from_record(r) for r in records]

@@ -1,0 +1,236 @@
+"""The durable send queue in PostgreSQL (table ``send_queue``, migration 0301).
+
+Each queued message carries its route: the vendor ids to try, in failover
+order, and the position of the vendor being tried. Any number of workers, in
+any number of processes, claim due rows with ``FOR UPDATE SKIP LOCKED``; a
+claim is a lease: it sets ``claimed_by`` and pushes ``not_before`` to the end
+of the lease, so the rows of a worker that died come back to the queue when
+its lease ends, with no cleanup job. Workers hold only what they claimed (at
+most ``limit`` rows per call), never the whole queue.
+
+Every call after a claim names the worker and only acts if that worker still
+holds the row: a worker whose lease ran out cannot complete a row another
+worker has claimed since.
+
+Public API (connection first; call inside the transaction that also updates the
+message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``)::
+
+    enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.commit
+    claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
+    complete(conn, worker_id, message_id) -> bool             # vendor accepted it
+    complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
+    retry_later(conn, worker_id, message_id, delay, error=None) -> bool
+    failover(conn, worker_id, message_id, error=None) -> Claim | None   # next vendor in route
+    fail(conn, worker_id, message_id, error=None) -> bool     # give up: row removed
+    release(conn, worker_id, message_ids) -> int              # shutting down: back to the queue
+    extend_lease(conn, worker_id, message_ids, lease) -> int  # a send that takes long
+    depth(conn, vendor_id=None) -> int
+    backoff(attempt, base=1.0, cap=300.0, rand=random.random) -> float   # pure
+    new_worker_id() -> str
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from gateway.messages import Message
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A queued message leased to one worker, with the message itself."""
+
+    message_id: uuid.UUID
+    vendor_id: int
+    route: tuple[int, ...]
+    position: int
+    attempt: int
+    claimed_until: datetime
+    message: Message | None  # None for failover() answers, which do not re-read it
+
+
+def new_worker_id() -> str:
+    """An id unique to this worker instance: host, pid, and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff(
+    attempt: int, *, base: float = 1.0, cap: float = 300.0,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential, capped, full jitter.
+
+    Full jitter (a uniform draw below the exponential bound) spreads retries of
+    many messages that failed together instead of sending them back in a wave.
+    """
+    bound = min(cap, base * (2 ** max(0, attempt)))
+    return bound * rand()
+
+
+async def enqueue(
+    conn: asyncpg.Connection, items: Sequence[tuple[uuid.UUID, Sequence[int]]]
+) -> None:
+    """Queue messages for sending; each route must name at least one vendor."""
+    if not items:
+        return
+    records = []
+    for message_id, route in items:
+        if not route:
+            raise ValueError(f"message {message_id}: empty route")
+        records.append((message_id, list(route), route[0]))
+    await conn.copy_records_to_table(
+        "send_queue", records=records, columns=("message_id", "route", "vendor_id")
+    )
+
+
+_CLAIM = """
+WITH picked AS (
+    SELECT message_id FROM send_queue
+    WHERE not_before <= now() {vendor}
+    ORDER BY not_before
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE send_queue q SET
+    claimed_by = $1,
+    claimed_until = now() + make_interval(secs => $3),
+    not_before = now() + make_interval(secs => $3),
+    attempt = q.attempt + 1
+FROM picked, messages m
+WHERE q.message_id = picked.message_id AND m.id = q.message_id
+RETURNING q.message_id AS q_message_id, q.vendor_id AS q_vendor_id, q.route AS q_route,
+          q.position AS q_position, q.attempt AS q_attempt, q.claimed_until AS q_claimed_until,
+          m.*
+"""
+_CLAIM_ANY = _CLAIM.format(vendor="")
+_CLAIM_VENDOR = _CLAIM.format(vendor="AND vendor_id = $4")
+
+
+def _claim(record: asyncpg.Record, with_message: bool = True) -> Claim:
+    return Claim(
+        message_id=record["q_message_id"], vendor_id=record["q_vendor_id"],
+        route=tuple(record["q_route"]), position=record["q_position"],
+        attempt=record["q_attempt"], claimed_until=record["q_claimed_until"],
+        message=Message.from_record(record) if with_message else None,
+    )
+
+
+async def claim(
+    conn: asyncpg.Connection, worker_id: str, limit: int, vendor_id: int | None = None, *,
+    lease: float = 30.0,
+) -> list[Claim]:
+    """Lease up to ``limit`` due messages (for one vendor, or any) to ``worker_id``."""
+    if vendor_id is None:
+        records = await conn.fetch(_CLAIM_ANY, worker_id, limit, float(lease))
+    else:
+        records = await conn.fetch(_CLAIM_VENDOR, worker_id, limit, float(lease), vendor_id)
+    claims = [_claim(r) for r in records]
+    claims.sort(key=lambda c: c.message_id)  # UUIDv7: oldest first
+    return claims
+
+
+async def complete(conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID) -> bool:
+    """The vendor took the message: drop it from the queue. False if no longer ours."""
+    result = await conn.execute(
+        "DELETE FROM send_queue WHERE message_id = $1 AND claimed_by = $2", message_id, worker_id
+    )
+    return result == "DELETE 1"
+
+
+async def complete_many(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """:func:`complete` (or :func:`fail`) for many rows; the ids that were still ours."""
+    if not message_ids:
+        return set()
+    rows = await conn.fetch(
+        """DELETE FROM send_queue WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2
+           RETURNING message_id""",
+        list(message_ids), worker_id,
+    )
+    return {r["message_id"] for r in rows}
+
+
+async def fail(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, error: str | None = None
+) -> bool:
+    """Give up on the message (mark it FAILED in the same transaction). False if not ours."""
+    # The error belongs on the message row; the queue row simply goes away.
+    del error
+    return await complete(conn, worker_id, message_id)
+
+
+async def retry_later(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, delay: float,
+    error: str | None = None,
+) -> bool:
+    """Give the message back, claimable again after ``delay`` seconds. False if not ours."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_by = NULL, claimed_until = NULL,
+               not_before = now() + make_interval(secs => $3), last_error = coalesce($4, last_error)
+           WHERE message_id = $1 AND claimed_by = $2""",
+        message_id, worker_id, float(delay), error,
+    )
+    return result == "UPDATE 1"
+
+
+async def failover(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, error: str | None = None
+) -> Claim | None:
+    """Move the message to the next vendor of its route, due now, attempts reset.
+
+    None when the route is exhausted (or the row is no longer ours): then
+    :func:`fail` it.
+    """
+    record = await conn.fetchrow(
+        """UPDATE send_queue SET position = position + 1, vendor_id = route[position + 2],
+               attempt = 0, claimed_by = NULL, claimed_until = NULL, not_before = now(),
+               last_error = coalesce($3, last_error)
+           WHERE message_id = $1 AND claimed_by = $2 AND position + 1 < cardinality(route)
+           RETURNING message_id AS q_message_id, vendor_id AS q_vendor_id, route AS q_route,
+                     position AS q_position, attempt AS q_attempt,
+                     now() AS q_claimed_until""",
+        message_id, worker_id, error,
+    )
+    return _claim(record, with_message=False) if record else None
+
+
+async def release(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID]
+) -> int:
+    """Return claimed rows to the queue at once (a clean shutdown); the count released."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_by = NULL, claimed_until = NULL, not_before = now(),
+               attempt = greatest(attempt - 1, 0)
+           WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2""",
+        list(message_ids), worker_id,
+    )
+    return int(result.split()[-1])
+
+
+async def extend_lease(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID], lease: float
+) -> int:
+    """Keep rows this worker still holds for ``lease`` more seconds; the count extended."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_until = now() + make_interval(secs => $3),
+               not_before = now() + make_interval(secs => $3)
+           WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2""",
+        list(message_ids), worker_id, float(lease),
+    )
+    return int(result.split()[-1])
+
+
+async def depth(conn: asyncpg.Connection, vendor_id: int | None = None) -> int:
+    """Messages queued (claimed or not), for one vendor or all."""
+    if vendor_id is None:
+        return await conn.fetchval("SELECT count(*) FROM send_queue")
+    return await conn.fetchval("SELECT count(*) FROM send_queue WHERE vendor_id = $1", vendor_id)
