@@ -126,8 +126,22 @@ class Settings:
         "HERALD_SHUTDOWN_TIMEOUT", lambda v: float(_int_range(1, 120)(v)), 5.0,
         "seconds to drain connections on shutdown",
     )
+    api_tps: int = _setting(
+        "HERALD_API_TPS", _int_range(0, 10_000_000), 1000,
+        "messages per second one partner may submit over the HTTP API (0: no limit);"
+        " a partner's own api_tps overrides it",
+    )
     secure_cookies: bool = _setting(
         "HERALD_SECURE_COOKIES", _bool, False, "mark session cookies Secure (behind HTTPS)"
+    )
+    vendor_lease: float = _setting(
+        "HERALD_VENDOR_LEASE", lambda v: float(_int_range(1, 3600)(v)), 60.0,
+        "seconds a sender holds a claimed queue row (or SMPP outbox row) before another"
+        " process may take it; after a crash, in-flight messages wait this long",
+    )
+    vendor_timeout: float = _setting(
+        "HERALD_VENDOR_TIMEOUT", lambda v: float(_int_range(1, 600)(v)), 10.0,
+        "seconds to wait for a vendor's submit_sm_resp before the outcome counts as unknown",
     )
 
     @property

@@ -27,11 +27,12 @@ receipts arriving from many binds at once, grouping them into few transactions.
 Public API::
 
     SendWorker(pool, send, *, vendor_id=None, bucket=None, batch=50, concurrency=None,
-               lease=30.0, poll_interval=0.5, max_attempts=5, on_change=None, worker_id=None)
+               lease=30.0, poll_interval=0.5, max_attempts=5, on_change=None, worker_id=None,
+               on_change_many=None)
         .start() / .stop() / .notify() / .run_once() -> int
     record_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
                    error_code=None, error_text=None, on_change=None) -> Message | None
-    ReceiptWriter(pool, *, on_change=None, max_delay=0.003).start() / .stop()
+    ReceiptWriter(pool, *, on_change=None, on_change_many=None, max_delay=0.003).start() / .stop()
         .record(ReceiptUpdate(vendor_id, receipt_message_id, event, ...)) -> Message | None
 """
 
@@ -93,6 +94,9 @@ class Rejected:
 SendResult = Accepted | Retry | Failover | Rejected
 Send = Callable[[queue.Claim], Awaitable[SendResult]]
 OnChange = Callable[[asyncpg.Connection, Message], Awaitable[None]]
+# Called once per recorded batch with every message that moved (one statement per kind
+# instead of one per message); runs before any per-message ``on_change``.
+OnChangeMany = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
 
 
 async def _changed(conn: asyncpg.Connection, message: Message | None, hook: OnChange | None) -> None:
@@ -143,10 +147,12 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
     def __init__(
         self, pool: asyncpg.Pool, *, on_change: OnChange | None = None,
         max_delay: float = 0.003, max_rows: int = 1000, flushers: int = 2,
+        on_change_many: OnChangeMany | None = None,
     ) -> None:
         super().__init__(pool, self._apply, max_delay=max_delay, max_rows=max_rows,
                          flushers=flushers, name="receipt-writer")
         self._on_change = on_change
+        self._on_change_many = on_change_many
 
     async def record(self, receipt: ReceiptUpdate) -> Message | None:
         (result,) = await self.submit([receipt])
@@ -156,14 +162,18 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate]
     ) -> list[Message | None]:
         moved = await apply_receipts(conn, receipts)
-        await _changed_many(conn, [m for m in moved if m is not None], self._on_change)
+        await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
+                            self._on_change_many)
         return moved
 
 
 async def _changed_many(
-    conn: asyncpg.Connection, messages: list[Message], hook: OnChange | None
+    conn: asyncpg.Connection, messages: list[Message], hook: OnChange | None,
+    hook_many: OnChangeMany | None = None,
 ) -> None:
     await callbacks.enqueue_dlrs(conn, messages)
+    if hook_many is not None and messages:
+        await hook_many(conn, messages)
     if hook is not None:
         for message in messages:
             await hook(conn, message)
@@ -183,6 +193,7 @@ class SendWorker:
         lease: float = 30.0, poll_interval: float = 0.5, max_attempts: int = 5,
         backoff_base: float = 1.0, backoff_cap: float = 300.0,
         on_change: OnChange | None = None, worker_id: str | None = None,
+        on_change_many: OnChangeMany | None = None,
     ) -> None:
         self._pool = pool
         self._send = send
@@ -196,6 +207,7 @@ class SendWorker:
         self._base = backoff_base
         self._cap = backoff_cap
         self._on_change = on_change
+        self._on_change_many = on_change_many
         self.worker_id = worker_id or queue.new_worker_id()
         self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(
             pool, self._record, max_delay=0.002, max_rows=1000, name="send-outcomes")
@@ -311,5 +323,6 @@ class SendWorker:
             for c, r in sent if c.message_id in ours
         ])
         moved += await apply_events(conn, [f for f in finals if f.message_id in ours])
-        await _changed_many(conn, [m for m in moved if m is not None], self._on_change)
+        await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
+                            self._on_change_many)
         return [None] * len(outcomes)

@@ -19,6 +19,17 @@ from gateway.embedded import free_port
 pytestmark = pytest.mark.slow
 
 
+@pytest.fixture
+def var_dir():
+    """A folder of its own: pytest prunes old tmp_path roots when other sessions start."""
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="herald-proc-"))
+    yield root / "var"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def _server_processes(var_dir: Path) -> list[psutil.Process]:
     """Embedded postgres / redis processes whose data lives under ``var_dir``."""
     found = []
@@ -87,8 +98,7 @@ class Serve:
         return time.monotonic() - started
 
 
-def test_serve_survives_sigkill_and_stops_clean(tmp_path):
-    var_dir = tmp_path / "var"
+def test_serve_survives_sigkill_and_stops_clean(var_dir):
     first = Serve(var_dir)
     try:
         assert first.health() == {"http": 200, "status": "ok", "postgres": "ok", "redis": "ok"}
@@ -123,8 +133,7 @@ def test_serve_survives_sigkill_and_stops_clean(tmp_path):
     assert "event=stopped" in second.output()
 
 
-def test_sigterm_stops_and_leaves_no_servers(tmp_path):
-    var_dir = tmp_path / "var"
+def test_sigterm_stops_and_leaves_no_servers(var_dir):
     serve = Serve(var_dir)
     try:
         serve.health()

@@ -1,0 +1,229 @@
+"""Incoming messages (MO) from vendors: reassemble, store, answer, opt out, pass on.
+
+Which partner owns an MO
+------------------------
+An MO names only the subscriber (``source_addr``) and the number or sender ID
+it was sent to (``destination_addr``). Herald gives it to the partner of the
+**newest MT sent to that subscriber from that sender** (``messages.destination
+= source AND messages.sender = destination``, newest ``created_at``; index
+``messages_destination_sender``). With no such MT the MO is stored without an
+owner and nothing else happens. A shared virtual number therefore belongs, per
+subscriber, to whoever wrote to them last.
+
+What happens, in order
+----------------------
+1. Parts are joined (:class:`smpp.reassembly.Reassembler`, UDH concatenation or
+   SAR TLVs) and decoded with the first part's ``data_coding``. Parts are
+   answered at once; the message is processed when the last part arrives.
+   (Parts held in memory are lost if the process dies before the last one:
+   the vendor does not resend parts it saw acknowledged.)
+2. One transaction: the ``mo_messages`` row; the HTTP callback with the
+   ``message`` field when the MT asked for MO (``acceptMO``) and has a callback
+   URL (:func:`gateway.callbacks.enqueue_mo`); a ``deliver_sm`` for the SMPP
+   account that sent the MT (``smpp_outbox``); a SUBSCRIBE action lifts the
+   stop-list entry.
+3. The reply of the matching template (:func:`gateway.keywords.match_reply`;
+   built-in STOP/START words act without a template) goes through the pipeline
+   like any message, billed to the partner with the label "Reply to MO".
+4. An UNSUBSCRIBE action adds the subscriber to the partner's stop list for
+   that sender — after the reply, so a confirmation still reaches them.
+
+The vendor's ``deliver_sm`` is answered after all of it, so a crash before the
+answer means the vendor sends the MO again (at least once; a repeat is stored
+twice).
+
+Public API::
+
+    MoHandler(pool, pipeline, *, notify=None, reassembly_timeout=60.0)
+        await receive_pdu(vendor_id, pdu) -> int | None      # command_status to answer
+        await receive(vendor_id, source, destination, text, parts=1) -> MoResult
+    load_templates(conn, partner_id) -> list[ReplyTemplate]
+    add_template(conn, partner_id, keywords, reply_text, *, priority=5, action="none") -> int
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+
+from gateway import callbacks, stoplist
+from gateway.keywords import Action, ReplyTemplate, match_reply, parse_keywords
+from gateway.messages import new_message_id
+from gateway.receipts_out import OutboxRow, add_to_outbox
+from smpp.encoding import decode, encode, is_gsm7
+from smpp.pdu import DataCoding, DataSm, DeliverSm, EsmClass, Tag
+from smpp.reassembly import PartKey, Reassembler
+from smpp.udh import parse_udh
+
+log = logging.getLogger("herald.mo")
+
+REPLY_LABEL = "Reply to MO"
+
+
+@dataclass(frozen=True, slots=True)
+class MoResult:
+    id: uuid.UUID
+    partner_id: int | None
+    action: str | None
+    reply_message_id: uuid.UUID | None
+
+
+async def load_templates(conn: asyncpg.Connection, partner_id: int) -> list[ReplyTemplate]:
+    rows = await conn.fetch(
+        """SELECT id, keywords, coalesce(reply_text, '') AS reply_text, priority, created_at, channel,
+                  action, subscribe_group_id, unsubscribe_group_id
+           FROM reply_templates WHERE partner_id = $1 AND enabled""",
+        partner_id,
+    )
+    return [
+        ReplyTemplate(r["id"], parse_keywords(r["keywords"]), r["reply_text"], r["priority"],
+                      r["created_at"], r["channel"], Action(r["action"]),
+                      r["subscribe_group_id"], r["unsubscribe_group_id"])
+        for r in rows
+    ]
+
+
+async def add_template(
+    conn: asyncpg.Connection, partner_id: int, keywords: str, reply_text: str | None, *,
+    priority: int = 5, action: str = "none", channel: str = "sms",
+) -> int:
+    """Store a reply template (checked like :class:`gateway.keywords.ReplyTemplate`)."""
+    from datetime import UTC, datetime
+
+    ReplyTemplate(0, parse_keywords(keywords), reply_text or "", priority, datetime.now(UTC),
+                  channel, Action(action))
+    return await conn.fetchval(
+        """INSERT INTO reply_templates (partner_id, keywords, reply_text, priority, action, channel)
+           VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
+        partner_id, keywords, reply_text, priority, action, channel,
+    )
+
+
+def _parts_of(pdu: DeliverSm | DataSm) -> tuple[bytes, int | None, int, int]:
+    """(payload, reference, total, sequence) of an MO part; reference None for a whole message."""
+    data = bytes(pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"") or b"")
+    if pdu.esm_class & EsmClass.UDHI and data:
+        try:
+            user_data = parse_udh(data)
+        except ValueError:
+            return data, None, 1, 1
+        concat = user_data.concat
+        if concat is not None:
+            return user_data.payload, concat.reference, concat.total, concat.sequence
+        return user_data.payload, None, 1, 1
+    ref = pdu.tlvs.get(Tag.SAR_MSG_REF_NUM)
+    total = pdu.tlvs.get(Tag.SAR_TOTAL_SEGMENTS)
+    seq = pdu.tlvs.get(Tag.SAR_SEGMENT_SEQNUM)
+    if ref is not None and total and seq:
+        return data, int(ref), int(total), int(seq)
+    return data, None, 1, 1
+
+
+def mo_payload(text: str) -> tuple[int, bytes]:
+    """(data_coding, bytes) to pass an MO on to an SMPP client."""
+    if is_gsm7(text):
+        return DataCoding.SMSC_DEFAULT, encode(text, "gsm7")
+    return DataCoding.UCS2, encode(text, "ucs2")
+
+
+class MoHandler:
+    """Receives MO for the vendor connectors (see the module doc)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, pipeline, *, notify: Callable[[int], None] | None = None,
+        reassembly_timeout: float = 60.0,
+    ) -> None:
+        self.pool = pool
+        self.pipeline = pipeline
+        self.notify = notify
+        self.reassembler: Reassembler[int] = Reassembler(reassembly_timeout)
+
+    async def receive_pdu(self, vendor_id: int, pdu: DeliverSm | DataSm) -> int | None:
+        payload, ref, total, seq = _parts_of(pdu)
+        loop = asyncio.get_running_loop()
+        for gone in self.reassembler.expire(loop.time()):
+            log.warning("event=mo_parts_expired from=%s parts=%s/%s", gone.key.source,
+                        len(gone.sequences), gone.key.total)
+        if ref is None:
+            text = decode(payload, pdu.data_coding)
+            await self.receive(vendor_id, pdu.source_addr, pdu.destination_addr, text, 1)
+            return None
+        key = PartKey(pdu.source_addr, pdu.destination_addr, ref, total)
+        done = self.reassembler.add(key, seq, payload, loop.time(), pdu.data_coding)
+        if done is not None:
+            text = decode(done.payload, done.contexts[0])
+            await self.receive(vendor_id, pdu.source_addr, pdu.destination_addr, text, total)
+        return None
+
+    async def receive(
+        self, vendor_id: int | None, source: str, destination: str, text: str, parts: int = 1,
+    ) -> MoResult:
+        """Store and act on one whole MO (see the module doc)."""
+        mo_id = new_message_id()
+        decision = None
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                mt = await conn.fetchrow(
+                    """SELECT id, partner_id, origin, user_id, api_key_id, smpp_account_id, callback_url,
+                              accept_mo, channel, registered_delivery
+                       FROM messages WHERE destination = $1 AND sender = $2
+                       ORDER BY created_at DESC LIMIT 1""",
+                    source, destination,
+                )
+                partner_id = mt["partner_id"] if mt else None
+                if mt is not None:
+                    decision = match_reply(await load_templates(conn, partner_id), text,
+                                           channel="sms")
+                action = None if decision is None or decision.action is Action.NONE else str(
+                    decision.action)
+                await conn.execute(
+                    """INSERT INTO mo_messages (id, vendor_id, partner_id, mt_message_id, source,
+                                                destination, text, parts, template_id, action)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                    mo_id, vendor_id, partner_id, mt["id"] if mt else None, source, destination,
+                    text, parts, decision.template_id if decision else None, action,
+                )
+                if mt is not None:
+                    if mt["callback_url"] and mt["accept_mo"]:
+                        await callbacks.enqueue_mo(
+                            conn, url=mt["callback_url"], transaction_id=str(mt["id"]), dnis=source,
+                            text=text, channel=mt["channel"], partner_id=partner_id,
+                            api_key_id=mt["api_key_id"],
+                        )
+                    if mt["smpp_account_id"] is not None:
+                        coding, data = mo_payload(text)
+                        await add_to_outbox(conn, [OutboxRow(
+                            mt["smpp_account_id"], "mo", source, destination, 0, coding, data)])
+                        if self.notify is not None:
+                            self.notify(mt["smpp_account_id"])
+                    if action == Action.SUBSCRIBE:
+                        await stoplist.remove(conn, partner_id, source, destination)
+            reply_id = None
+            if mt is not None and decision is not None and decision.reply_text:
+                reply_id = await self._reply(mt, source, destination, decision.reply_text)
+                if reply_id is not None:
+                    await conn.execute("UPDATE mo_messages SET reply_message_id = $2 WHERE id = $1",
+                                       mo_id, reply_id)
+            if mt is not None and action == Action.UNSUBSCRIBE:
+                await stoplist.add(conn, partner_id, source, destination, source="mo")
+        return MoResult(mo_id, partner_id, action, reply_id)
+
+    async def _reply(self, mt: asyncpg.Record, to: str, sender: str, text: str) -> uuid.UUID | None:
+        from gateway.pipeline import Accepted, Submission
+
+        origin = mt["origin"] if mt["origin"] in ("api", "smpp") else "api"
+        (result,) = await self.pipeline.submit([Submission(
+            partner_id=mt["partner_id"], origin=origin, sender=sender, destination=to, text=text,
+            user_id=mt["user_id"], api_key_id=mt["api_key_id"],
+            smpp_account_id=mt["smpp_account_id"], label=REPLY_LABEL,
+            callback_url=mt["callback_url"],
+        )])
+        if isinstance(result, Accepted):
+            return result.message_id
+        log.info("event=mo_reply_refused to=%s reason=%s", to, result.reason)
+        return None

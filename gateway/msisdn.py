@@ -1,0 +1,94 @@
+"""Destination numbers: is this an international (E.164) number, and its digits.
+
+Clients write numbers many ways ("+44 7700 900123", "447700900123",
+"(44) 7700-900123"). Herald stores and bills the digits alone, without '+'
+(spec §12.2 "to": international format without the + sign).
+
+Validity follows the ``phonenumbers`` metadata (libphonenumber's): the
+country calling code must exist and the national number must fit the length
+and the general number pattern of one of that code's regions. That is the
+union of the per-type patterns ``phonenumbers.is_valid_number`` tries one by
+one, checked with one compiled regular expression per calling code, which is
+about thirty times cheaper: the API validates up to 700 numbers per request.
+A number this quick rule refuses gets the full parse before it is refused, so
+no number ``phonenumbers`` calls valid is refused (it may accept a few more).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import phonenumbers
+from phonenumbers import PhoneMetadata
+
+E164_MAX_DIGITS = 15  # ITU-T E.164 §6.1
+_JUNK = str.maketrans("", "", " -().\t/")
+
+
+@dataclass(frozen=True, slots=True)
+class _CallingCode:
+    lengths: frozenset[int]
+    pattern: re.Pattern[str]
+
+
+class NumberRules:
+    """The validity rules of every calling code, compiled once (build one per process)."""
+
+    __slots__ = ("_codes",)
+
+    def __init__(self) -> None:
+        self._codes: dict[str, _CallingCode] = {}
+        for cc, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+            metas = [
+                PhoneMetadata.metadata_for_nongeo_region(cc) if region == "001"
+                else PhoneMetadata.metadata_for_region(region)
+                for region in regions
+            ]
+            lengths: set[int] = set()
+            patterns: list[str] = []
+            for meta in metas:
+                if meta is None or meta.general_desc is None:
+                    continue
+                desc = meta.general_desc
+                if desc.national_number_pattern:
+                    patterns.append(desc.national_number_pattern)
+                lengths.update(desc.possible_length or ())
+            if patterns:
+                joined = "|".join(f"(?:{p})" for p in dict.fromkeys(patterns))
+                self._codes[str(cc)] = _CallingCode(frozenset(lengths), re.compile(joined))
+
+    def normalise(self, raw: str) -> str | None:
+        """The E.164 digits of ``raw`` (without '+'), or None when it is not a valid number."""
+        digits = raw.translate(_JUNK)
+        if digits.startswith("+"):
+            digits = digits[1:]
+        elif digits.startswith("00"):
+            digits = digits[2:]  # the international call prefix most countries use
+        if not digits.isdigit() or not 7 <= len(digits) <= E164_MAX_DIGITS or not digits.isascii():
+            return None
+        codes = self._codes
+        for n in (1, 2, 3):  # calling codes are prefix-free (ITU-T E.164 Annex A)
+            rule = codes.get(digits[:n])
+            if rule is not None:
+                national = digits[n:]
+                if (not rule.lengths or len(national) in rule.lengths) and rule.pattern.fullmatch(national):
+                    return digits
+                break
+        return _slow(digits)
+
+
+def _slow(digits: str) -> str | None:
+    """The full libphonenumber parse, for what the quick rule refused.
+
+    A few countries rewrite national numbers when parsing (Norfolk Island's
+    five-digit local numbers gain a leading 3); the parse knows those rules, and
+    refusals are rare, so the cost is paid only there.
+    """
+    try:
+        number = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)[1:]

@@ -1,0 +1,166 @@
+"""What a status change owes outside the message row: billing, and the SMPP client's receipt.
+
+:func:`on_status_change` is the ``on_change`` hook of :class:`gateway.delivery.SendWorker`
+and :class:`gateway.delivery.ReceiptWriter`: it runs inside the transaction that
+moved the message (beside the HTTP callback row that :mod:`gateway.delivery`
+writes itself), so the money, the receipt owed and the status commit together.
+
+* FAILED (no vendor took it): :func:`billing.charging.refund` gives every level
+  back what it paid.
+* DELIVERED / UNDELIVERED: :func:`billing.charging.settle_delivered` keeps or
+  returns the by-delivered part of the charge.
+* A message that came over SMPP and asked for a receipt (``registered_delivery``,
+  SMPP 3.4 §5.2.17: bit 0 always, bit 1 on failure only) gets a row in
+  ``smpp_outbox``: a ``deliver_sm`` with the Appendix B receipt text and the
+  ``receipted_message_id`` / ``message_state`` TLVs, which
+  :class:`gateway.smpp_ingress.OutboxDispatcher` pushes to the client when one of
+  its receivers is bound — now or after it comes back.
+
+Public API::
+
+    await on_status_change(conn, message, notify=None)
+    receipt_row(message) -> OutboxRow | None      # pure: the deliver_sm owed, if any
+    add_to_outbox(conn, rows) -> None
+    await on_status_changes(conn, messages, notify=None)   # a batch, one statement per kind
+    status_hook(notify=None) -> on_change hook ; status_many_hook(notify=None) -> on_change_many
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import asyncpg
+
+from billing.charging import refund, settle_delivered
+from gateway.messages import Message, Status
+from smpp.pdu import EsmClass, MessageState, RegisteredDelivery
+from smpp.receipts import build_receipt
+
+_STATE = {
+    Status.DELIVERED: MessageState.DELIVERED,
+    Status.UNDELIVERED: MessageState.UNDELIVERABLE,
+    Status.FAILED: MessageState.REJECTED,
+    Status.SEEN: MessageState.DELIVERED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One ``deliver_sm`` owed to an SMPP account."""
+
+    smpp_account_id: int
+    kind: str                      # 'receipt' | 'mo'
+    source_addr: str
+    destination_addr: str
+    esm_class: int
+    data_coding: int
+    short_message: bytes
+    receipted_message_id: str | None = None
+    message_state: int | None = None
+
+
+def receipt_row(message: Message) -> OutboxRow | None:
+    """The receipt an SMPP client asked for on this status, or None."""
+    if message.smpp_account_id is None or message.status not in _STATE:
+        return None
+    wanted = message.registered_delivery & RegisteredDelivery.RECEIPT_MASK
+    if wanted == RegisteredDelivery.NO_RECEIPT:
+        return None
+    if wanted == RegisteredDelivery.RECEIPT_ON_FAILURE and message.status in (
+        Status.DELIVERED, Status.SEEN,
+    ):
+        return None
+    state = _STATE[message.status]
+    done = message.done_at or datetime.now(UTC)
+    message_id = str(message.id)
+    text = build_receipt(
+        message_id, state, submit_date=message.created_at.astimezone(UTC),
+        done_date=done.astimezone(UTC), submitted=1,
+        error=0 if state == MessageState.DELIVERED else (message.error_code or "001")[-3:],
+        text=message.text,
+    )
+    return OutboxRow(
+        message.smpp_account_id, "receipt", message.destination, message.sender,
+        EsmClass.TYPE_DELIVERY_RECEIPT, 0, text.encode("utf-8"), message_id, int(state),
+    )
+
+
+_OUTBOX_COLUMNS = ("smpp_account_id", "kind", "source_addr", "destination_addr", "esm_class",
+                   "data_coding", "short_message", "receipted_message_id", "message_state")
+
+
+async def add_to_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> None:
+    """Write ``deliver_sm`` rows owed to SMPP accounts (one COPY; the caller's transaction)."""
+    if not rows:
+        return
+    await conn.copy_records_to_table(
+        "smpp_outbox", columns=_OUTBOX_COLUMNS,
+        records=[(r.smpp_account_id, r.kind, r.source_addr, r.destination_addr, r.esm_class,
+                  r.data_coding, r.short_message, r.receipted_message_id, r.message_state)
+                 for r in rows],
+    )
+
+
+async def on_status_change(
+    conn: asyncpg.Connection, message: Message, notify: Callable[[int], None] | None = None,
+) -> None:
+    """Billing and the SMPP receipt for a message whose status just moved (see module doc).
+
+    ``notify(account_id)`` is told of each receipt row written (the outbox
+    dispatcher of this process looks sooner; other processes find it by polling).
+    """
+    ref = message.charge_ref
+    if ref:
+        if message.status == Status.FAILED:
+            await refund(conn, [ref])
+        elif message.status == Status.DELIVERED:
+            await settle_delivered(conn, [ref], True)
+        elif message.status == Status.UNDELIVERED:
+            await settle_delivered(conn, [ref], False)
+    row = receipt_row(message)
+    if row is not None:
+        await add_to_outbox(conn, [row])
+        if notify is not None:
+            notify(row.smpp_account_id)
+
+
+async def on_status_changes(
+    conn: asyncpg.Connection, messages: Sequence[Message],
+    notify: Callable[[int], None] | None = None,
+) -> None:
+    """:func:`on_status_change` for a batch: one statement per kind, whatever its size."""
+    failed = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.FAILED]
+    delivered = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.DELIVERED]
+    undelivered = [m.charge_ref for m in messages
+                   if m.charge_ref and m.status == Status.UNDELIVERED]
+    if failed:
+        await refund(conn, failed)
+    if delivered:
+        await settle_delivered(conn, delivered, True)
+    if undelivered:
+        await settle_delivered(conn, undelivered, False)
+    rows = [row for row in map(receipt_row, messages) if row is not None]
+    await add_to_outbox(conn, rows)
+    if notify is not None:
+        for account_id in {r.smpp_account_id for r in rows}:
+            notify(account_id)
+
+
+def status_many_hook(notify: Callable[[int], None] | None = None):
+    """An ``on_change_many`` hook for the send workers and the receipt writer."""
+
+    async def hook(conn: asyncpg.Connection, messages: list[Message]) -> None:
+        await on_status_changes(conn, messages, notify)
+
+    return hook
+
+
+def status_hook(notify: Callable[[int], None] | None = None):
+    """An ``on_change`` hook for the send workers and the receipt writer."""
+
+    async def hook(conn: asyncpg.Connection, message: Message) -> None:
+        await on_status_change(conn, message, notify)
+
+    return hook

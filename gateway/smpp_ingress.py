@@ -1,0 +1,492 @@
+"""Herald's SMPP server: end users' systems bind here and submit into the pipeline.
+
+Binds are checked against ``smpp_accounts`` (:func:`gateway.smpp_accounts.bind_verdict`:
+password, enabled, allowed networks, bind count). A bound session's account is
+its key on the server, so :meth:`smpp.server.SmppServer.deliver` reaches any of
+the account's receivers, and the account's ``tps`` is the server's per-account
+limit (excess answered ``ESME_RTHROTTLED``). ``max_binds`` and ``tps`` hold per
+process; with several processes behind one address each enforces them alone.
+
+Requests (SMPP 3.4 §4.4-§4.10):
+
+* ``submit_sm`` and ``data_sm``: one message each. Concurrent submits are
+  grouped (a few milliseconds) into one :meth:`gateway.pipeline.Pipeline.submit`
+  call, and each is answered only after its row committed: ``submit_sm_resp``
+  carries Herald's message id (the EDR's UUID), or the refusal's
+  ``command_status``.
+* Long messages: each PDU is its own message, charged as one part. A part the
+  client split itself (UDHI with a concatenation element, or the SAR TLVs) is
+  stored with ``parts=1``, its own text, and ``client_ref``
+  ``concat:<ref>:<total>:<seq>:<wide>`` so the vendor connector sends it with
+  the same concatenation header. A whole long text (``message_payload``) is
+  counted and split by Herald. Other UDH elements (ports, …) are not carried.
+* ``submit_multi``: one message per SME destination (distribution lists are
+  refused per destination); ``submit_multi_resp`` carries the first accepted
+  message's id and the refused destinations in ``unsuccess_smes``.
+* ``query_sm`` / ``cancel_sm``: only for the account's own messages (others look
+  unknown: ``ESME_RQUERYFAIL`` / ``ESME_RCANCELFAIL``). A message can be cancelled
+  while it waits in the send queue unclaimed: it becomes FAILED and is refunded.
+
+Receipts and MO to the client go through the persistent ``smpp_outbox``
+(:mod:`gateway.receipts_out`, :mod:`gateway.mo`): :class:`OutboxDispatcher`
+claims rows of the accounts with a receiver bound in this process, sends
+``deliver_sm``, and deletes a row only on ``deliver_sm_resp`` OK; otherwise it
+tries again later. A client away loses nothing.
+
+Public API::
+
+    SmppIngress(pool, pipeline, *, host, port, ...)     # service: start() / stop(); .port
+    OutboxDispatcher(pool, server, ...)                  # started by SmppIngress
+    submission_of(account, session_id, pdu) -> Submission   # pure
+    smpp_services(app) -> list[Service]                  # for gateway.services.build_services
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import uuid
+from collections.abc import Callable
+from datetime import UTC
+from typing import Any
+
+import asyncpg
+
+from billing.users import verify_password
+from gateway import queue
+from gateway.messages import Event, Status, apply_event, get_message
+from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
+from gateway.receipts_out import on_status_change
+from gateway.smpp_accounts import SmppAccount, bind_verdict, get_by_system_id
+from smpp.encoding import alphabet_of, decode, message_class_of
+from smpp.pdu import (
+    CancelSm,
+    CommandStatus,
+    DataSm,
+    DeliverSm,
+    EsmClass,
+    MessageState,
+    Pdu,
+    QuerySm,
+    QuerySmResp,
+    SmeAddress,
+    SubmitMulti,
+    SubmitMultiResp,
+    SubmitSm,
+    Tag,
+    UnsuccessSme,
+)
+from smpp.results import Outcome
+from smpp.server import (
+    BindRequest,
+    BindResult,
+    ServerConfig,
+    ServerHandler,
+    ServerSession,
+    SmppServer,
+)
+from smpp.session import SessionConfig
+from smpp.udh import parse_udh
+
+log = logging.getLogger("herald.smpp")
+S = CommandStatus
+
+_QUERY_STATE = {
+    Status.PREPARED: MessageState.ENROUTE,
+    Status.BILLED: MessageState.ENROUTE,
+    Status.SENT: MessageState.ENROUTE,
+    Status.DELIVERED: MessageState.DELIVERED,
+    Status.SEEN: MessageState.DELIVERED,
+    Status.UNDELIVERED: MessageState.UNDELIVERABLE,
+    Status.FAILED: MessageState.REJECTED,
+}
+
+
+def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, str | None]:
+    """The payload without UDH, and ``client_ref`` when the client split the message itself."""
+    data = bytes(pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"") or b"")
+    if pdu.esm_class & EsmClass.UDHI and data:
+        user_data = parse_udh(data)  # UdhError (a ValueError) → ESME_RINVESMCLASS by the caller
+        concat = user_data.concat
+        ref = None
+        if concat is not None and concat.total > 1:
+            wide = "1" if concat.wide_reference else "0"
+            ref = f"concat:{concat.reference}:{concat.total}:{concat.sequence}:{wide}"
+        return user_data.payload, ref
+    total = pdu.tlvs.get(Tag.SAR_TOTAL_SEGMENTS)
+    if total and int(total) > 1:
+        ref = int(pdu.tlvs.get(Tag.SAR_MSG_REF_NUM) or 0)
+        seq = int(pdu.tlvs.get(Tag.SAR_SEGMENT_SEQNUM) or 1)
+        # SAR references are 16 bits: sent on as a 16-bit UDH reference.
+        return data, f"concat:{ref}:{int(total)}:{seq}:1"
+    return data, None
+
+
+def submission_of(
+    account: SmppAccount, session_id: str, pdu: SubmitSm | DataSm, destination: str | None = None,
+) -> Submission:
+    """The pipeline's view of a ``submit_sm``/``data_sm`` (raises ValueError on a bad UDH)."""
+    payload, client_ref = _split_info(pdu)
+    text = decode(payload, pdu.data_coding)
+    flash = message_class_of(pdu.data_coding) == 0
+    extra: dict[str, Any] = {}
+    if client_ref is not None:
+        alphabet = str(alphabet_of(pdu.data_coding))
+        encoding = alphabet if alphabet in ("gsm7", "latin1", "ucs2") else "ucs2"
+        extra = {"parts": 1, "encoding": encoding, "data_coding": pdu.data_coding}
+    return Submission(
+        partner_id=account.partner_id, origin="smpp", sender=pdu.source_addr,
+        destination=destination if destination is not None else pdu.destination_addr,
+        text=text, user_id=account.user_id, smpp_account_id=account.id, smpp_session=session_id,
+        flash=flash, client_ref=client_ref, registered_delivery=pdu.registered_delivery, **extra,
+    )
+
+
+class _Batcher:
+    """Groups concurrent submissions into one pipeline call (a few ms, or ``max_items``)."""
+
+    def __init__(self, pipeline: Pipeline, max_delay: float = 0.002, max_items: int = 500) -> None:
+        self.pipeline = pipeline
+        self.max_delay = max_delay
+        self.max_items = max_items
+        self._items: list[tuple[Submission, asyncio.Future]] = []
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task] = set()
+
+    async def submit(self, sub: Submission) -> Accepted | Rejected:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._items.append((sub, future))
+        if len(self._items) >= self.max_items:
+            self._flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.max_delay, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        items, self._items = self._items, []
+        if items:
+            task = asyncio.get_running_loop().create_task(self._run(items))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, items: list[tuple[Submission, asyncio.Future]]) -> None:
+        try:
+            results = await self.pipeline.submit([s for s, _ in items])
+        except Exception as exc:
+            for _, future in items:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_, future), result in zip(items, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    async def drain(self) -> None:
+        self._flush()
+        if self._tasks:
+            await asyncio.wait(set(self._tasks))
+
+
+class HeraldSmppHandler(ServerHandler):
+    """Binds against ``smpp_accounts``; submits into the pipeline (see the module doc)."""
+
+    def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, on_bound: Callable[[], None] | None = None,
+                 notify: Callable[[int], None] | None = None) -> None:
+        self.pool = pool
+        self.pipeline = pipeline
+        self.batcher = _Batcher(pipeline)
+        self.server: SmppServer | None = None
+        self.on_bound = on_bound
+        self.notify = notify
+        self._verified: dict[tuple[int, str], bytes] = {}
+
+    async def _password_ok(self, account: SmppAccount, password: str) -> bool:
+        # argon2 costs tens of ms of CPU: remember a proven password (as a digest) per hash,
+        # so clients that rebind often do not pay it again; a changed hash forgets it.
+        digest = hashlib.sha256(password.encode()).digest()
+        known = self._verified.get((account.id, account.password_hash))
+        if known is not None:
+            return hmac.compare_digest(known, digest)
+        ok = await asyncio.to_thread(verify_password, account.password_hash, password)
+        if ok:
+            self._verified[(account.id, account.password_hash)] = digest
+        return ok
+
+    async def authenticate(self, request: BindRequest) -> BindResult:
+        account = await get_by_system_id(self.pool, request.system_id)
+        password_ok = account is not None and await self._password_ok(account, request.password)
+        bound_now = len(self.server.sessions(account.id)) if account and self.server else 0
+        status = bind_verdict(account, password_ok=password_ok,
+                              peer_ip=request.peer[0] if request.peer else None, bound_now=bound_now)
+        if status != S.ESME_ROK:
+            log.info("event=smpp_bind_refused system_id=%r peer=%s status=0x%08x",
+                     request.system_id, request.peer, status)
+            return BindResult.reject(status)
+        assert account is not None
+        return BindResult.accept(account, key=account.id, account_tps=account.tps)
+
+    async def session_bound(self, session: ServerSession) -> None:
+        if self.on_bound is not None:
+            self.on_bound()
+
+    async def handle_request(self, session: ServerSession, pdu: Pdu) -> Any:
+        account: SmppAccount = session.account
+        if isinstance(pdu, SubmitSm | DataSm):
+            try:
+                sub = submission_of(account, session.id, pdu)
+            except ValueError:
+                return S.ESME_RINVESMCLASS
+            try:
+                result = await self.batcher.submit(sub)
+            except Exception:
+                log.exception("[%s] pipeline failed", session.id)
+                return S.ESME_RSYSERR  # nothing stored: the client may send it again
+            return str(result.message_id) if isinstance(result, Accepted) else result.smpp_status
+        if isinstance(pdu, SubmitMulti):
+            return await self._submit_multi(session, account, pdu)
+        if isinstance(pdu, QuerySm):
+            return await self._query(account, pdu)
+        if isinstance(pdu, CancelSm):
+            return await self._cancel(account, pdu)
+        return S.ESME_RINVCMDID
+
+    async def _submit_multi(self, session: ServerSession, account: SmppAccount, pdu: SubmitMulti) -> Pdu:
+        single = SubmitSm(
+            source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
+            source_addr=pdu.source_addr, esm_class=pdu.esm_class, data_coding=pdu.data_coding,
+            registered_delivery=pdu.registered_delivery, short_message=pdu.short_message,
+            tlvs=dict(pdu.tlvs),
+        )
+        unsuccess: list[UnsuccessSme] = []
+        waits = []
+        for dest in pdu.dest_addresses:
+            if not isinstance(dest, SmeAddress):
+                unsuccess.append(UnsuccessSme(0, 0, getattr(dest, "dl_name", ""), S.ESME_RINVDLNAME))
+                continue
+            try:
+                sub = submission_of(account, session.id, single, dest.destination_addr)
+            except ValueError:
+                return pdu.make_response(S.ESME_RINVESMCLASS)
+            waits.append((dest, self.batcher.submit(sub)))
+        results = await asyncio.gather(*(w for _, w in waits), return_exceptions=True)
+        first_id = ""
+        for (dest, _), result in zip(waits, results, strict=True):
+            if isinstance(result, Accepted):
+                first_id = first_id or str(result.message_id)
+            else:
+                status = result.smpp_status if isinstance(result, Rejected) else S.ESME_RSYSERR
+                unsuccess.append(UnsuccessSme(dest.dest_addr_ton, dest.dest_addr_npi,
+                                              dest.destination_addr, status))
+        if not first_id:
+            return pdu.make_response(S.ESME_RSUBMITFAIL)
+        return SubmitMultiResp(message_id=first_id, unsuccess_smes=unsuccess)
+
+    async def _own(self, account: SmppAccount, message_id: str):
+        try:
+            mid = uuid.UUID(message_id.strip("\x00 "))
+        except ValueError:
+            return None
+        async with self.pool.acquire() as conn:
+            message = await get_message(conn, mid)
+        if message is None or message.smpp_account_id != account.id:
+            return None  # another account's message looks like no message at all
+        return message
+
+    async def _query(self, account: SmppAccount, pdu: QuerySm) -> Any:
+        message = await self._own(account, pdu.message_id)
+        if message is None:
+            return S.ESME_RQUERYFAIL
+        final = ""
+        if message.done_at is not None:
+            final = message.done_at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"  # §7.1.1
+        return QuerySmResp(message_id=pdu.message_id, final_date=final,
+                           message_state=_QUERY_STATE[message.status])
+
+    async def _cancel(self, account: SmppAccount, pdu: CancelSm) -> Any:
+        message = await self._own(account, pdu.message_id)
+        if message is None:
+            return S.ESME_RCANCELFAIL
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Only a message no worker holds can be taken back: once claimed it may be on the wire.
+            gone = await conn.fetchval(
+                "DELETE FROM send_queue WHERE message_id = $1 AND claimed_by IS NULL RETURNING message_id",
+                message.id,
+            )
+            if gone is None:
+                return S.ESME_RCANCELFAIL
+            moved = await apply_event(conn, message.id, Event.FAILED, error_text="cancelled by the client")
+            if moved is not None:
+                await on_status_change(conn, moved, self.notify)
+        return None
+
+
+class OutboxDispatcher:
+    """Pushes ``smpp_outbox`` rows to bound receivers of their accounts (see the module doc)."""
+
+    def __init__(self, pool: asyncpg.Pool, server: SmppServer, *, batch: int = 200,
+                 poll_interval: float = 0.25, lease: float = 30.0, retry_after: float = 2.0) -> None:
+        self.pool = pool
+        self.server = server
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.lease = lease
+        self.retry_after = retry_after
+        self.worker_id = queue.new_worker_id()
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._stopping = False
+
+    def notify(self, _account_id: int | None = None) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="smpp-outbox")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                done = await self.run_once()
+            except Exception:
+                log.exception("event=smpp_outbox_error")
+                done = 0
+            if done < self.batch and not self._stopping:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await self._wake.wait()
+
+    def _receivers(self) -> list[int]:
+        keys = {s.account_key for s in self.server.connections if s.can_deliver}
+        return [k for k in keys if isinstance(k, int)]
+
+    async def run_once(self) -> int:
+        accounts = self._receivers()
+        if not accounts:
+            return 0
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(
+                """WITH picked AS (
+                       SELECT id FROM smpp_outbox
+                       WHERE smpp_account_id = ANY($1::bigint[]) AND next_attempt_at <= now()
+                       ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                   UPDATE smpp_outbox o SET claimed_by = $3, attempts = o.attempts + 1,
+                          next_attempt_at = now() + make_interval(secs => $4)
+                   FROM picked WHERE o.id = picked.id RETURNING o.*""",
+                accounts, self.batch, self.worker_id, float(self.lease),
+            )
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._deliver(r) for r in rows))
+        done = [r["id"] for r, ok in zip(rows, results, strict=True) if ok]
+        again = [r["id"] for r, ok in zip(rows, results, strict=True) if not ok]
+        async with self.pool.acquire() as conn:
+            if done:
+                await conn.execute("DELETE FROM smpp_outbox WHERE id = ANY($1::bigint[]) AND claimed_by = $2",
+                                   done, self.worker_id)
+            if again:
+                await conn.execute(
+                    """UPDATE smpp_outbox SET claimed_by = NULL,
+                           next_attempt_at = now() + make_interval(secs => $2)
+                       WHERE id = ANY($1::bigint[]) AND claimed_by = $3""",
+                    again, float(self.retry_after), self.worker_id)
+        return len(rows)
+
+    async def _deliver(self, row: asyncpg.Record) -> bool:
+        data = bytes(row["short_message"])
+        pdu = DeliverSm(source_addr=row["source_addr"], destination_addr=row["destination_addr"],
+                        esm_class=row["esm_class"], data_coding=row["data_coding"])
+        if len(data) > 254:
+            pdu.tlvs[Tag.MESSAGE_PAYLOAD] = data  # SMPP 3.4 §5.3.2.32: beyond short_message's limit
+        else:
+            pdu.short_message = data
+        if row["receipted_message_id"]:
+            pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] = row["receipted_message_id"]
+        if row["message_state"] is not None:
+            pdu.tlvs[Tag.MESSAGE_STATE] = row["message_state"]
+        result = await self.server.deliver(row["smpp_account_id"], pdu, window_timeout=5.0)
+        return result.outcome is Outcome.ACCEPTED
+
+
+class SmppIngress:
+    """The SMPP server service: listens, and runs the outbox dispatcher."""
+
+    def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, host: str = "127.0.0.1", port: int = 0,
+                 session: SessionConfig | None = None, poll_interval: float = 0.25,
+                 lease: float = 30.0) -> None:
+        self.host, self._port = host, port
+        self.handler = HeraldSmppHandler(pool, pipeline)
+        config = ServerConfig(system_id="Herald", tick_interval=0.5, session=session or SessionConfig(
+            window=50, peer_window=1000, enquire_link_interval=60.0, response_timeout=10.0))
+        self.server = SmppServer(self.handler, config)
+        self.handler.server = self.server
+        self.outbox = OutboxDispatcher(pool, self.server, poll_interval=poll_interval, lease=lease)
+        self.handler.on_bound = self.outbox.notify
+        self.handler.notify = self.outbox.notify
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def start(self) -> None:
+        await self.server.start(self.host, self._port)
+        await self.outbox.start()
+        log.info("event=smpp_listening host=%s port=%s", self.host, self.port)
+
+    async def stop(self) -> None:
+        await self.server.close(grace=2.0)
+        await self.handler.batcher.drain()
+        await self.outbox.stop()
+
+
+class _PipelineService:
+    """Starts a pipeline of our own when the application has none (no HTTP API installed)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+
+    async def start(self) -> None:
+        await self.pipeline.start()
+
+    async def stop(self) -> None:
+        await self.pipeline.stop()
+
+
+def smpp_services(app) -> list:
+    """The SMPP server, the vendor connectors and the MO handler of one process, in start order."""
+    from gateway.app import DB, REDIS, SETTINGS
+    from gateway.connectors import ConnectorOptions, Connectors
+    from gateway.keys import PIPELINE
+    from gateway.mo import MoHandler
+    from gateway.receipts_out import status_many_hook
+
+    pool, redis, settings = app[DB], app[REDIS], app[SETTINGS]
+    services: list = []
+    pipeline = app.get(PIPELINE)
+    if pipeline is None:
+        pipeline = Pipeline(pool, redis, settings)
+        services.append(_PipelineService(pipeline))
+    ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
+                          lease=settings.vendor_lease)
+    notify = ingress.outbox.notify
+    mo = MoHandler(pool, pipeline, notify=notify)
+    options = ConnectorOptions(
+        response_timeout=settings.vendor_timeout, lease=settings.vendor_lease,
+        reconnect_cap=min(30.0, settings.vendor_lease),
+    )
+    connectors = Connectors(pool, redis, on_change=status_many_hook(notify), mo=mo, options=options)
+    pipeline.add_listener(connectors.notify)
+    services += [connectors, ingress]
+    return services

@@ -1,0 +1,83 @@
+"""The stop list: numbers a partner's sender ID must not send to (table ``stop_list``, 0304).
+
+An entry names the partner, the number (E.164 digits) and the sender ID it
+stopped, or ``'*'`` for every sender ID of the partner. Entries come from
+opt-out keywords in incoming messages (``source='mo'``) or are entered by hand.
+The pipeline asks about a whole batch with one statement (:func:`stopped`).
+
+Public API (connection or pool first)::
+
+    add(conn, partner_id, msisdn, sender="*", source="manual") -> bool    # False: already there
+    remove(conn, partner_id, msisdn, sender="*") -> bool
+    stopped(conn, [(partner_id, sender, msisdn), ...]) -> set[(partner_id, sender, msisdn)]
+    list_for_partner(conn, partner_id, limit=100) -> list[StopEntry]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+Conn = asyncpg.Connection | asyncpg.Pool
+ANY_SENDER = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class StopEntry:
+    partner_id: int
+    msisdn: str
+    sender: str
+    source: str
+    created_at: datetime
+
+
+async def add(conn: Conn, partner_id: int, msisdn: str, sender: str = ANY_SENDER,
+              source: str = "manual") -> bool:
+    """Stop ``sender`` (or every sender, ``'*'``) of the partner sending to ``msisdn``."""
+    result = await conn.execute(
+        """INSERT INTO stop_list (partner_id, msisdn, sender, source) VALUES ($1, $2, $3, $4)
+           ON CONFLICT DO NOTHING""",
+        partner_id, msisdn, sender, source,
+    )
+    return result == "INSERT 0 1"
+
+
+async def remove(conn: Conn, partner_id: int, msisdn: str, sender: str = ANY_SENDER) -> bool:
+    result = await conn.execute(
+        "DELETE FROM stop_list WHERE partner_id = $1 AND msisdn = $2 AND sender = $3",
+        partner_id, msisdn, sender,
+    )
+    return result == "DELETE 1"
+
+
+_STOPPED = """
+SELECT q.partner_id, q.sender, q.msisdn
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS q(partner_id, sender, msisdn)
+WHERE EXISTS (SELECT 1 FROM stop_list s
+              WHERE s.partner_id = q.partner_id AND s.msisdn = q.msisdn
+                AND s.sender IN (q.sender, '*'))"""
+
+
+async def stopped(
+    conn: Conn, items: Sequence[tuple[int, str, str]]
+) -> set[tuple[int, str, str]]:
+    """The (partner_id, sender, msisdn) triples of ``items`` that the stop list blocks."""
+    if not items:
+        return set()
+    unique = list(dict.fromkeys(items))
+    rows = await conn.fetch(
+        _STOPPED, [i[0] for i in unique], [i[1] for i in unique], [i[2] for i in unique]
+    )
+    return {(r["partner_id"], r["sender"], r["msisdn"]) for r in rows}
+
+
+async def list_for_partner(conn: Conn, partner_id: int, limit: int = 100) -> list[StopEntry]:
+    rows = await conn.fetch(
+        """SELECT partner_id, msisdn, sender, source, created_at FROM stop_list
+           WHERE partner_id = $1 ORDER BY created_at DESC, msisdn LIMIT $2""",
+        partner_id, limit,
+    )
+    return [StopEntry(**dict(r)) for r in rows]
