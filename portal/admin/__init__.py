@@ -1,0 +1,16 @@
+"""The Admin Panel: the system owner's and resellers' screens, at /admin, with its own menu.
+
+One module per screen, each with its route table; every handler is guarded
+by :data:`portal.admin.common.admin_only` and acts through a billing
+``Scope``, so a reseller sees and changes only its own subtree.
+"""
+
+from portal.admin import packs, partners, plans, portals, refbook, senders, smpp, users, vendors
+from portal.admin.common import ADMIN_MENU
+
+ROUTE_TABLES = (
+    partners.routes, users.routes, senders.routes, portals.routes, vendors.routes, refbook.routes,
+    plans.routes, packs.routes, smpp.routes,
+)
+
+__all__ = ["ADMIN_MENU", "ROUTE_TABLES"]
