@@ -156,7 +156,7 @@ async def test_main_pages_in_both_themes(tab, live_url, db):
         await page.goto(f"{live_url}/signin")
         if theme == "dark":
             await page.get_by_role("button", name="Dark theme").click()
-            await page.wait_for_function("document.documentElement.dataset.theme === 'dark'")
+            await page.wait_for_selector("html[data-theme='dark']", state="attached")
         await _shoot(page, "signin", theme)
         await page.goto(f"{live_url}/signup")
         await _shoot(page, "signup", theme)
@@ -211,7 +211,7 @@ async def test_theme_toggle_in_user_menu_is_remembered(tab, live_url, db):
     await page.wait_for_url(f"{live_url}/")
     await page.locator("summary", has_text="Ada").click()
     await page.get_by_role("button", name="Dark theme").click()
-    await page.wait_for_function("document.documentElement.dataset.theme === 'dark'")
+    await page.wait_for_selector("html[data-theme='dark']", state="attached")
     assert await db.fetchval("SELECT theme FROM users WHERE id = $1", user_id) == "dark"
     await page.reload()
     assert await page.evaluate("document.documentElement.dataset.theme") == "dark"
