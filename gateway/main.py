@@ -16,6 +16,7 @@ from collections.abc import Callable
 import asyncpg
 from aiohttp import web
 
+from billing import refbook
 from config.settings import Settings
 from gateway.app import create_app
 from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
@@ -78,6 +79,10 @@ async def prepare_database(settings: Settings) -> Settings:
                 "  (shown once; set HERALD_ADMIN_PASSWORD to choose it)\n",
                 flush=True,
             )
+        # A fresh install gets the world reference book (countries, and networks where known).
+        added = await refbook.seed_default(conn)
+        if added:
+            log.info("event=reference_book_seeded prefixes=%s", added)
         secret = await ensure_secret(conn, "secret_key", settings.secret_key)
     finally:
         await conn.close()

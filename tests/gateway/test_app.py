@@ -29,3 +29,23 @@ async def test_metrics_in_prometheus_text(settings, make_client):
     assert resp.headers["Content-Type"].startswith("text/plain")
     text = await resp.text()
     assert 'herald_http_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+
+
+async def test_prepare_database_seeds_reference_book_and_secret_once(settings):
+    import asyncpg
+
+    from gateway.main import prepare_database
+
+    blank = settings.replace(secret_key="")
+    first = await prepare_database(blank)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        prefixes = await conn.fetchval("SELECT count(*) FROM number_prefixes")
+        assert prefixes > 1000  # the world table: every country at least
+        assert await conn.fetchval(
+            "SELECT country FROM number_prefixes WHERE prefix = '44' LIMIT 1") is not None
+        second = await prepare_database(blank)
+        assert await conn.fetchval("SELECT count(*) FROM number_prefixes") == prefixes
+    finally:
+        await conn.close()
+    assert first.secret_key and first.secret_key == second.secret_key  # one secret for every process
