@@ -11,7 +11,10 @@ Printed:
 1. the harness's own ceiling: the same load client straight to the simulator;
 2. Herald's sustained msgs/s (submit_sm to submit_sm_resp, every message
    persisted and charged: checked in the database afterwards) and how long the
-   receipts took to come back;
+   receipts took to come back; with ``--connections N`` / ``--window W`` the
+   load is spread over N binds of window W each (the default, one bind of
+   window 50, caps throughput at 50 / submit latency: it measures latency as
+   much as capacity);
 3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s;
 4. Herald's peak RSS.
 
@@ -84,10 +87,11 @@ class Receipts(ClientHandler):
         self.count += 1
 
 
-async def _client(port: int, system_id: str, password: str, handler: ClientHandler) -> SmppClient:
+async def _client(port: int, system_id: str, password: str, handler: ClientHandler,
+                  window: int = WINDOW) -> SmppClient:
     client = SmppClient(ClientConfig(
         "127.0.0.1", port, system_id, password,
-        session=SessionConfig(window=WINDOW, enquire_link_interval=None, response_timeout=30.0)),
+        session=SessionConfig(window=window, enquire_link_interval=None, response_timeout=30.0)),
         handler)
     await client.start()
     await asyncio.wait_for(client.wait_bound(), 60)
@@ -99,7 +103,17 @@ def _pdu(i: int) -> SubmitSm:
                     short_message=f"Bench message {i} from Herald".encode(), registered_delivery=1)
 
 
-async def _flood(client: SmppClient, n: int) -> tuple[float, int, list[float]]:
+async def _flood_all(clients: list[SmppClient], n: int) -> tuple[float, int, list[float]]:
+    """Submit n spread over the clients (each as fast as its window allows)."""
+    share = [n // len(clients) + (1 if i < n % len(clients) else 0) for i in range(len(clients))]
+    start = time.perf_counter()
+    runs = await asyncio.gather(*(_flood(c, k, offset=sum(share[:i]))
+                                  for i, (c, k) in enumerate(zip(clients, share, strict=True))))
+    return (time.perf_counter() - start, sum(r[1] for r in runs),
+            [x for r in runs for x in r[2]])
+
+
+async def _flood(client: SmppClient, n: int, offset: int = 0) -> tuple[float, int, list[float]]:
     """Submit n as fast as the window allows; (seconds, accepted, latencies)."""
     accepted = 0
     latencies: list[float] = []
@@ -118,7 +132,7 @@ async def _flood(client: SmppClient, n: int) -> tuple[float, int, list[float]]:
     start = time.perf_counter()
     for i in range(n):
         sent = time.perf_counter()
-        fut = await client.send(_pdu(i))
+        fut = await client.send(_pdu(offset + i))
         fut.add_done_callback(lambda f, s=sent: finished(f, s))
     await done.wait()
     return time.perf_counter() - start, accepted, latencies
@@ -144,12 +158,17 @@ async def _paced(client: SmppClient, rate: float, seconds: float) -> list[float]
     return latencies
 
 
+def _cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
 def _pct(values: list[float], p: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
-async def _prepare(db_url: str, sim_port: int) -> None:
+async def _prepare(db_url: str, sim_port: int, binds: int = 4) -> None:
     from billing.vendors import NewVendor  # noqa: F401 - make_world uses the domain API
     from gateway.app import open_pool
     from gateway.smpp_accounts import create_account
@@ -167,7 +186,7 @@ async def _prepare(db_url: str, sim_port: int) -> None:
         async with pool.acquire() as c:
             await c.execute("UPDATE vendors SET smpp_port = $2, tps = 1000000, window_size = 200 "
                             "WHERE id = $1", world.sms_vendor, sim_port)
-            await create_account(c, world.partner_id, "bench", "benchpw")
+            await create_account(c, world.partner_id, "bench", "benchpw", max_binds=max(4, binds))
     finally:
         await pool.close()
 
@@ -218,13 +237,16 @@ async def _main(args: argparse.Namespace) -> None:
     try:
         # 1. the harness's ceiling: load client straight to the simulator
         direct = Receipts()
-        client = await _client(sim_port, "bench", "x", direct)
-        secs, ok, lat = await _flood(client, args.messages)
-        await client.close()
-        print(f"harness ceiling (client → simulator): {ok / secs:,.0f} msg/s "
+        clients = [await _client(sim_port, "bench", "x", direct, args.window)
+                   for _ in range(args.connections)]
+        secs, ok, lat = await _flood_all(clients, args.messages)
+        for client in clients:
+            await client.close()
+        shape = f"{args.connections} bind(s) x window {args.window}"
+        print(f"harness ceiling (client → simulator, {shape}): {ok / secs:,.0f} msg/s "
               f"({ok} in {secs:.2f} s, p99 {_pct(lat, 0.99):.1f} ms)", flush=True)
 
-        await _prepare(db_url, sim_port)
+        await _prepare(db_url, sim_port, args.connections)
         http_port, smpp_port = free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_HTTP_PORT=str(http_port),
@@ -244,11 +266,14 @@ async def _main(args: argparse.Namespace) -> None:
 
         watcher = asyncio.create_task(watch_rss())
         handler = Receipts()
-        client = await _client(smpp_port, "bench", "benchpw", handler)
+        clients = [await _client(smpp_port, "bench", "benchpw", handler, args.window)
+                   for _ in range(args.connections)]
+        client = clients[0]
 
         # 2. sustained throughput through Herald
-        secs, ok, lat = await _flood(client, args.messages)
-        print(f"herald sustained: {ok / secs:,.0f} msg/s ({ok}/{args.messages} accepted in {secs:.2f} s, "
+        cpu0 = _cpu_seconds(proc)
+        secs, ok, lat = await _flood_all(clients, args.messages)
+        print(f"herald sustained ({shape}): {ok / secs:,.0f} msg/s ({ok}/{args.messages} accepted in {secs:.2f} s, "
               f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms)", flush=True)
         t0 = time.perf_counter()
         while True:
@@ -257,13 +282,18 @@ async def _main(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.2)
         print(f"receipts back at the client: {handler.count}/{ok} "
               f"({time.perf_counter() - t0:.1f} s after the last submit_sm_resp)", flush=True)
+        if ok:
+            # The whole life of each message: submit, send to the vendor, receipt in, receipt out.
+            print(f"herald CPU per message (submit to receipt delivered): "
+                  f"{(_cpu_seconds(proc) - cpu0) / ok * 1e6:.0f} µs", flush=True)
 
         # 3. latency at a steady 2,000 msg/s
         paced = await _paced(client, 2000.0, args.paced_seconds)
         print(f"paced 2,000 msg/s for {args.paced_seconds:.0f} s: p50 {_pct(paced, 0.5):.1f} ms, "
               f"p99 {_pct(paced, 0.99):.1f} ms, max {max(paced) * 1000:.1f} ms "
               f"(mean {statistics.mean(paced) * 1000:.1f} ms)", flush=True)
-        await client.close()
+        for client in clients:
+            await client.close()
         watcher.cancel()
         print(f"herald peak RSS: {peak_rss / 2**20:.0f} MB", flush=True)
 
@@ -308,6 +338,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--receipt-wait", type=float, default=60.0)
+    parser.add_argument("--connections", type=int, default=1, help="binds the load is spread over")
+    parser.add_argument("--window", type=int, default=WINDOW, help="window of each bind")
     parser.add_argument("--profile", default="", help="write a cProfile of Herald to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and log")
     parser.add_argument("--fast-pg", action="store_true", help="embedded PostgreSQL without fsync")

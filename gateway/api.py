@@ -48,7 +48,7 @@ from config.errors import HeraldError, Invalid
 from gateway import apikeys
 from gateway.app import DB, SETTINGS
 from gateway.keys import API_LIMITER, PIPELINE
-from gateway.pipeline import Accepted, Submission
+from gateway.pipeline import Accepted, Submission, for_destinations
 from gateway.services import install
 
 MAX_RECIPIENTS = 700           # spec §12.2 "Limitations"
@@ -406,18 +406,20 @@ async def send_sms(request: web.Request) -> web.Response:
     batch: list[Submission] = []
     shown: list[str] = []
     for item, wanted in plans:
-        for raw, msisdn in wanted:
-            shown.append(raw)
-            batch.append(Submission(
-                partner_id=key.partner_id, origin="api", sender=item.sender,
-                destination=msisdn or raw, text=item.message, channel=item.channel,
-                api_key_id=key.id, user_id=key.created_by, flash=item.flash,
-                accept_mo=item.accept_mo, label=item.label, registered_delivery=1,
-                callback_url=key.callback_url or None, traffic_type=item.traffic_type,
-                fallback_channel=item.fallback, fallback_ttl=item.fallback_ttl if item.fallback else None,
-                image_url=item.image_url, button_url=item.button_url,
-                button_caption=item.button_caption,
-            ))
+        if not wanted:
+            continue
+        template = Submission(
+            partner_id=key.partner_id, origin="api", sender=item.sender,
+            destination="", text=item.message, channel=item.channel,
+            api_key_id=key.id, user_id=key.created_by, flash=item.flash,
+            accept_mo=item.accept_mo, label=item.label, registered_delivery=1,
+            callback_url=key.callback_url or None, traffic_type=item.traffic_type,
+            fallback_channel=item.fallback, fallback_ttl=item.fallback_ttl if item.fallback else None,
+            image_url=item.image_url, button_url=item.button_url,
+            button_caption=item.button_caption,
+        )
+        shown += [raw for raw, _ in wanted]
+        batch += for_destinations(template, [msisdn or raw for raw, msisdn in wanted])
     results = await pipeline.submit(batch) if batch else []
     lines = [
         f"{number}: {r.message_id}" if isinstance(r, Accepted) else f"{number}: {r.http_text}"

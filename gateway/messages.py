@@ -57,10 +57,11 @@ import operator
 import os
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -151,6 +152,29 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+_T = TypeVar("_T")
+
+
+def positional_builder(cls: type[_T]) -> Callable[[Sequence], _T]:
+    """A function building the frozen, slotted dataclass ``cls`` from every field value, in order.
+
+    The generated ``__init__`` of a frozen dataclass stores each field through
+    ``object.__setattr__``; on 40 fields that is most of the cost of a message
+    object, and the pipeline builds a few per message. The builder stores
+    through the slots' descriptors instead, in straight-line code (about four
+    times faster). No defaults, no ``__post_init__``: the caller passes them all.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = ["def build(values):", "    obj = _new(_cls)"]
+    for i, name in enumerate(names):
+        scope[f"_set{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _set{i}(obj, values[{i}])")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # generated from the field list only, never from data
+    return scope["build"]
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to store. ``route`` is not a column: the vendor ids, in failover
@@ -201,6 +225,9 @@ class NewMessage:
 # Columns COPY writes, in NewMessage field order (``route`` excluded).
 INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage) if f.name != "route")
 
+
+build_new_message: Callable[[Sequence], NewMessage] = positional_builder(NewMessage)
+"""``NewMessage`` from all its field values in field order (``route`` last), without defaults."""
 
 _COLUMN_VALUES = operator.attrgetter(*INSERT_COLUMNS)
 _BILLED_AT = INSERT_COLUMNS.index("billed_at")
@@ -275,14 +302,27 @@ class Message:
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Message:
-        values = dict(record)
-        values["status"] = Status(values["status"])
-        return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})
+        # Called for every row the send and receipt paths read back: the field names
+        # are looked up once per class, and the values passed positionally.
+        get = record.get
+        values = [get(name, _ABSENT) for name in _MESSAGE_FIELDS]
+        if any(v is _ABSENT for v in values):  # a narrower SELECT: leave the defaults
+            return cls(**{n: v for n, v in zip(_MESSAGE_FIELDS, values, strict=True)
+                          if v is not _ABSENT and n != "status"},
+                       status=Status(record["status"]))
+        values[_STATUS_AT] = Status(values[_STATUS_AT])
+        return _build_message(values) if cls is Message else cls(*values)
 
     @property
     def wants_receipt(self) -> bool:
         """SMPP 3.4 §5.2.17: bits 0-1 of registered_delivery ask for a final receipt."""
         return self.registered_delivery & 0b11 != 0
+
+
+_ABSENT = object()
+_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Message))
+_STATUS_AT = _MESSAGE_FIELDS.index("status")
+_build_message = positional_builder(Message)
 
 
 async def get_message(conn: asyncpg.Connection, message_id: uuid.UUID) -> Message | None:
