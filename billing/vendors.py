@@ -44,6 +44,7 @@ class Vendor:
     enabled: bool
     created_at: datetime
     updated_at: datetime
+    exclusive_bind: bool = False  # one bind across all processes (gateway.connectors)
 
 
 _COLUMNS = ", ".join(f"v.{f.name}" for f in fields(Vendor))
@@ -65,6 +66,7 @@ class NewVendor:
     http_base_url: str | None = None
     http_token: str | None = None
     enabled: bool = True
+    exclusive_bind: bool = False
 
 
 def _check(v: dict[str, Any]) -> dict[str, Any]:

@@ -143,6 +143,11 @@ class Settings:
         "HERALD_VENDOR_TIMEOUT", lambda v: float(_int_range(1, 600)(v)), 10.0,
         "seconds to wait for a vendor's submit_sm_resp before the outcome counts as unknown",
     )
+    callback_lease: float = _setting(
+        "HERALD_CALLBACK_LEASE", lambda v: float(_int_range(1, 3600)(v)), 60.0,
+        "seconds a process holds a claimed HTTP callback before another may send it;"
+        " after a crash, callbacks in flight wait this long",
+    )
 
     @property
     def base_url(self) -> str:

@@ -4,6 +4,8 @@ Every process binds each vendor and reports what its bind is doing under
 ``herald:bind:<vendor>:<node>`` with a time to live; the connector refreshes it
 while it runs, so a process that died drops out of the picture on its own.
 The Admin Panel reads the states of all nodes and shows the best one.
+A process waiting for another one's exclusive bind (see
+:mod:`gateway.connectors`) reports ``standby``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from dataclasses import dataclass
 BOUND = "bound"
 CONNECTING = "connecting"
 FAILED = "failed"
-_RANK = {BOUND: 0, CONNECTING: 1, FAILED: 2}
+STANDBY = "standby"  # an exclusive bind that another process holds
+_RANK = {BOUND: 0, CONNECTING: 1, STANDBY: 2, FAILED: 3}
 
 NODE = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -26,7 +29,7 @@ NODE = f"{socket.gethostname()}:{os.getpid()}"
 class BindState:
     vendor_id: int
     node: str
-    state: str      # bound / connecting / failed
+    state: str      # bound / connecting / standby / failed
     reason: str
     since: float    # unix time of the last change
 

@@ -34,6 +34,16 @@ so whichever part's receipt comes first settles the message. A part that an
 SMPP client split itself (``client_ref`` ``concat:<ref>:<total>:<seq>:<wide>``,
 see :mod:`gateway.smpp_ingress`) goes out with the same concatenation header.
 
+Exclusive binds: a vendor marked ``exclusive_bind`` (a carrier that allows one
+session per account) is bound by one Herald process at a time. The process that
+binds it holds ``pg_try_advisory_lock(bind_lock_key(vendor))`` on a pool
+connection kept for as long as it owns the bind; the others stay in standby
+(their send workers claim nothing) and try the lock again every
+``ConnectorOptions.lock_retry`` seconds. When the owner dies its connection
+closes, PostgreSQL releases the lock and a standby process binds. An owner that
+loses its lock connection unbinds at once, so two binds overlap for at most the
+time it takes to notice.
+
 :class:`Connectors` is the process service: it starts a connector per vendor,
 re-reads the vendor list every ``refresh`` seconds (new, changed, disabled
 vendors), and owns the shared receipt writer and MO handler.
@@ -109,6 +119,17 @@ class ConnectorOptions:
     bound_wait: float = 5.0
     receipt_match_retries: tuple[float, ...] = (0.1, 0.3, 0.6, 1.0)
     status_ttl: int = 35  # bind state in Redis outlives a few refreshes (Connectors.refresh)
+    lock_retry: float = 2.0  # exclusive binds: how often a standby process tries the lock
+
+
+# First half of every exclusive-bind advisory key ("HRLD"): keeps Herald's vendor locks
+# apart from any other advisory lock user of the same database.
+BIND_LOCK_SPACE = 0x48524C44
+
+
+def bind_lock_key(vendor_id: int) -> int:
+    """The advisory lock key (a signed 64-bit integer) that owns ``vendor_id``'s exclusive bind."""
+    return (BIND_LOCK_SPACE << 32) | (vendor_id & 0xFFFFFFFF)
 
 
 def receipt_event(pdu: DeliverSm | DataSm) -> tuple[str | None, Event | None, str | None]:
@@ -226,7 +247,20 @@ class VendorConnector(ClientHandler):
         self._chunk = max(1, min(int(self.bucket.burst), vendor.tps // 20))
         self._tokens = 0
         self._token_lock = asyncio.Lock()
-        self.client = SmppClient(
+        self._owner: asyncio.Task | None = None
+        self.owns_lock = False
+        self.client = self._make_client()
+        self.worker = _GatedWorker(
+            pool, self.send, vendor_id=vendor.id, batch=max(20, vendor.window_size * 2),
+            lease=opts.lease, poll_interval=opts.poll_interval, max_attempts=opts.max_attempts,
+            backoff_base=opts.backoff_base, backoff_cap=opts.backoff_cap, on_change_many=on_change,
+            ready=lambda: self.client.is_bound,
+        )
+
+    def _make_client(self) -> SmppClient:
+        # A closed SmppClient does not reopen: an exclusive bind makes a new one per ownership.
+        vendor, opts = self.vendor, self.options
+        return SmppClient(
             ClientConfig(
                 host=vendor.smpp_host or "127.0.0.1", port=vendor.smpp_port or 2775,
                 system_id=vendor.system_id or "", password=vendor.password or "",
@@ -240,12 +274,6 @@ class VendorConnector(ClientHandler):
                 throttle=self._throttle, name=f"vendor-{vendor.id}", tick_interval=0.5,
             ),
             self,
-        )
-        self.worker = _GatedWorker(
-            pool, self.send, vendor_id=vendor.id, batch=max(20, vendor.window_size * 2),
-            lease=opts.lease, poll_interval=opts.poll_interval, max_attempts=opts.max_attempts,
-            backoff_base=opts.backoff_base, backoff_cap=opts.backoff_cap, on_change_many=on_change,
-            ready=lambda: self.client.is_bound,
         )
 
     async def _throttle(self) -> None:
@@ -262,14 +290,69 @@ class VendorConnector(ClientHandler):
 
     async def start(self) -> None:
         await self._report(bindstatus.CONNECTING, "starting")
-        await self.client.start()
+        if self.vendor.exclusive_bind:
+            self._owner = asyncio.create_task(self._own_bind(), name=f"vendor-{self.vendor.id}:lock")
+        else:
+            await self.client.start()
         await self.worker.start()
 
     async def stop(self) -> None:
         await self.worker.stop()
-        await self.client.close(grace=2.0)
+        if self._owner is not None:
+            self._owner.cancel()  # its cleanup unbinds, then gives the lock up
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._owner
+            self._owner = None
+        else:
+            await self.client.close(grace=2.0)
         with contextlib.suppress(Exception):
             await bindstatus.withdraw(self.redis, self.vendor.id)
+
+    async def _own_bind(self) -> None:
+        """Bind only while this process holds the vendor's advisory lock (exclusive binds)."""
+        key = bind_lock_key(self.vendor.id)
+        retry = self.options.lock_retry
+        while True:
+            try:
+                async with self.pool.acquire() as conn:
+                    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", key):
+                        await self._report(bindstatus.STANDBY, "another process holds the bind")
+                    else:
+                        await self._hold(conn, key)
+            except Exception:
+                log.warning("event=bind_lock_trouble vendor=%s", self.vendor.id, exc_info=True)
+            await asyncio.sleep(retry)
+
+    async def _hold(self, conn: asyncpg.Connection, key: int) -> None:
+        """Own the bind on ``conn`` until that connection fails (or the task is cancelled)."""
+        lost = asyncio.Event()
+
+        def on_close(_conn) -> None:
+            lost.set()
+
+        conn.add_termination_listener(on_close)
+        self.owns_lock = True
+        log.info("event=bind_lock_taken vendor=%s", self.vendor.id)
+        self.client = self._make_client()
+        try:
+            await self.client.start()
+            while True:
+                # The session ending (socket closed, backend terminated) releases the lock in
+                # PostgreSQL: stop binding as soon as we notice either sign of it.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.options.lock_retry / 2)
+                if lost.is_set():
+                    raise ConnectionError("lock connection closed")
+                await asyncio.wait_for(conn.fetchval("SELECT 1"), self.options.lock_retry)
+        finally:
+            # Unbind first, then let the lock go: a successor never binds next to us.
+            self.owns_lock = False
+            await self.client.close(grace=2.0)
+            conn.remove_termination_listener(on_close)
+            if not lost.is_set() and not conn.is_closed():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(
+                        asyncio.shield(conn.execute("SELECT pg_advisory_unlock($1)", key)), 2.0)
 
     async def _report(self, state: str, reason: str = "") -> None:
         """Publish the bind state for the Admin Panel; never let Redis trouble stop sending."""

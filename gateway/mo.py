@@ -12,11 +12,21 @@ subscriber, to whoever wrote to them last.
 
 What happens, in order
 ----------------------
-1. Parts are joined (:class:`smpp.reassembly.Reassembler`, UDH concatenation or
-   SAR TLVs) and decoded with the first part's ``data_coding``. Parts are
-   answered at once; the message is processed when the last part arrives.
-   (Parts held in memory are lost if the process dies before the last one:
-   the vendor does not resend parts it saw acknowledged.)
+1. Parts (UDH concatenation or SAR TLVs) are stored in ``mo_parts`` (0361)
+   before they are answered, so a restart loses none: the vendor does not
+   resend parts it saw acknowledged. Each set is serialised by a transaction
+   advisory lock on its key, so whichever part completes it sees all the others.
+   The message is joined in sequence order and decoded with the first part's
+   ``data_coding``; the parts are marked taken in the transaction that stores
+   the message, so two processes (or a repeated last part) store it once. Taken
+   parts are kept one more timeout: a part the vendor repeats (same payload)
+   is then recognised and ignored, while a different payload under the same
+   reference starts a new set.
+   A set still incomplete ``reassembly_timeout`` seconds after its first part
+   (checked as MO arrive, or by :meth:`MoHandler.expire_parts`) is stored as
+   an incomplete MO (``complete`` false, ``parts`` = parts received) and not
+   acted on: a fragment must not trigger a keyword. A set found complete then
+   (its last part committed just before a crash) is processed normally.
 2. One transaction: the ``mo_messages`` row; the HTTP callback with the
    ``message`` field when the MT asked for MO (``acceptMO``) and has a callback
    URL (:func:`gateway.callbacks.enqueue_mo`); a ``deliver_sm`` for the SMPP
@@ -37,6 +47,8 @@ Public API::
     MoHandler(pool, pipeline, *, notify=None, reassembly_timeout=60.0)
         await receive_pdu(vendor_id, pdu) -> int | None      # command_status to answer
         await receive(vendor_id, source, destination, text, parts=1) -> MoResult
+        await expire_parts() -> list[MoResult]               # sets older than the timeout
+    join_parts(rows, total) -> (text, parts, complete)       # pure
     load_templates(conn, partner_id) -> list[ReplyTemplate]
     add_template(conn, partner_id, keywords, reply_text, *, priority=5, action="none") -> int
 """
@@ -57,7 +69,6 @@ from gateway.messages import new_message_id
 from gateway.receipts_out import OutboxRow, add_to_outbox
 from smpp.encoding import decode, encode, is_gsm7
 from smpp.pdu import DataCoding, DataSm, DeliverSm, EsmClass, Tag
-from smpp.reassembly import PartKey, Reassembler
 from smpp.udh import parse_udh
 
 log = logging.getLogger("herald.mo")
@@ -71,6 +82,52 @@ class MoResult:
     partner_id: int | None
     action: str | None
     reply_message_id: uuid.UUID | None
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class PartSet:
+    """One long MO's parts: who sent it where, and the sender's reference and part count."""
+
+    source: str
+    destination: str
+    ref: int
+    total: int
+
+
+_LOCK_SET = """SELECT pg_advisory_xact_lock(hashtextextended(
+    'mo_parts/' || $1::text || '/' || $2::text || '/' || $3::integer || '/' || $4::integer, 0))"""
+
+_SET = "source = $1 AND destination = $2 AND ref = $3 AND total = $4"
+
+_SAME_PART = f"SELECT payload, taken_at FROM mo_parts WHERE {_SET} AND seq = $5"
+
+_DROP_TAKEN = f"DELETE FROM mo_parts WHERE {_SET} AND taken_at IS NOT NULL"
+
+_ADD_PART = """
+INSERT INTO mo_parts (source, destination, ref, total, seq, vendor_id, data_coding, payload)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"""
+
+_COUNT_PARTS = f"SELECT count(*) FROM mo_parts WHERE {_SET} AND taken_at IS NULL"
+
+_TAKE_PARTS = f"""
+UPDATE mo_parts SET taken_at = now() WHERE {_SET} AND taken_at IS NULL
+RETURNING seq, vendor_id, data_coding, payload"""
+
+_STALE_SETS = """
+SELECT source, destination, ref, total FROM mo_parts WHERE taken_at IS NULL
+GROUP BY source, destination, ref, total
+HAVING min(received_at) < now() - make_interval(secs => $1)"""
+
+_FORGET_TAKEN = "DELETE FROM mo_parts WHERE taken_at < now() - make_interval(secs => $1)"
+
+
+def join_parts(rows, total: int) -> tuple[str, int, bool]:
+    """(text, parts received, complete) of a set's rows (``seq``, ``data_coding``, ``payload``)."""
+    ordered = sorted(rows, key=lambda r: r["seq"])
+    payload = b"".join(bytes(r["payload"]) for r in ordered)
+    text = decode(payload, ordered[0]["data_coding"]) if ordered else ""
+    return text, len(ordered), len(ordered) == total
 
 
 async def load_templates(conn: asyncpg.Connection, partner_id: int) -> list[ReplyTemplate]:
@@ -141,33 +198,79 @@ class MoHandler:
         self.pool = pool
         self.pipeline = pipeline
         self.notify = notify
-        self.reassembler: Reassembler[int] = Reassembler(reassembly_timeout)
+        self.reassembly_timeout = reassembly_timeout
+        self._next_expiry = 0.0
 
     async def receive_pdu(self, vendor_id: int, pdu: DeliverSm | DataSm) -> int | None:
         payload, ref, total, seq = _parts_of(pdu)
         loop = asyncio.get_running_loop()
-        for gone in self.reassembler.expire(loop.time()):
-            log.warning("event=mo_parts_expired from=%s parts=%s/%s", gone.key.source,
-                        len(gone.sequences), gone.key.total)
-        if ref is None:
+        if loop.time() >= self._next_expiry:
+            # Look for stale sets now and then, not on every part.
+            self._next_expiry = loop.time() + min(5.0, self.reassembly_timeout / 2)
+            try:
+                await self.expire_parts()
+            except Exception:
+                log.exception("event=mo_parts_expiry_failed")
+        if ref is None or total <= 1 or not 1 <= seq <= total:
             text = decode(payload, pdu.data_coding)
             await self.receive(vendor_id, pdu.source_addr, pdu.destination_addr, text, 1)
             return None
-        key = PartKey(pdu.source_addr, pdu.destination_addr, ref, total)
-        done = self.reassembler.add(key, seq, payload, loop.time(), pdu.data_coding)
-        if done is not None:
-            text = decode(done.payload, done.contexts[0])
-            await self.receive(vendor_id, pdu.source_addr, pdu.destination_addr, text, total)
+        key = PartSet(pdu.source_addr, pdu.destination_addr, ref, total)
+        async with self.pool.acquire() as conn, conn.transaction():
+            args = (key.source, key.destination, key.ref, key.total)
+            await conn.execute(_LOCK_SET, *args)
+            same = await conn.fetchrow(_SAME_PART, *args, seq)
+            if same is not None:
+                if same["taken_at"] is None or bytes(same["payload"]) == payload:
+                    return None  # a repeat: of a waiting part, or of a stored message's part
+                await conn.execute(_DROP_TAKEN, *args)  # the reference is reused by a new message
+            await conn.execute(_ADD_PART, *args, seq, vendor_id, pdu.data_coding, payload)
+            have = await conn.fetchval(_COUNT_PARTS, *args)
+        if have >= total:
+            await self._receive(vendor_id, key.source, key.destination, parts_set=key)
         return None
+
+    async def expire_parts(self) -> list[MoResult]:
+        """Store the sets whose first part is older than the reassembly timeout."""
+        await self.pool.execute(_FORGET_TAKEN, float(self.reassembly_timeout))
+        stale = await self.pool.fetch(_STALE_SETS, float(self.reassembly_timeout))
+        results = []
+        for row in stale:
+            key = PartSet(row["source"], row["destination"], row["ref"], row["total"])
+            result = await self._receive(None, key.source, key.destination, parts_set=key)
+            if result is not None:
+                if not result.complete:
+                    log.warning("event=mo_parts_expired from=%s ref=%s total=%s", key.source,
+                                key.ref, key.total)
+                results.append(result)
+        return results
 
     async def receive(
         self, vendor_id: int | None, source: str, destination: str, text: str, parts: int = 1,
     ) -> MoResult:
         """Store and act on one whole MO (see the module doc)."""
+        result = await self._receive(vendor_id, source, destination, text, parts)
+        assert result is not None
+        return result
+
+    async def _receive(
+        self, vendor_id: int | None, source: str, destination: str, text: str = "", parts: int = 1,
+        *, parts_set: PartSet | None = None,
+    ) -> MoResult | None:
+        """Store an MO; with ``parts_set``, the one its stored parts make (None: taken already)."""
         mo_id = new_message_id()
         decision = None
+        complete = True
         async with self.pool.acquire() as conn:
             async with conn.transaction():
+                if parts_set is not None:
+                    # Marking the parts taken claims them: a concurrent taker finds none and stops.
+                    rows = await conn.fetch(_TAKE_PARTS, parts_set.source, parts_set.destination,
+                                            parts_set.ref, parts_set.total)
+                    if not rows:
+                        return None
+                    text, parts, complete = join_parts(rows, parts_set.total)
+                    vendor_id = vendor_id if vendor_id is not None else rows[0]["vendor_id"]
                 mt = await conn.fetchrow(
                     """SELECT id, partner_id, origin, user_id, api_key_id, smpp_account_id, callback_url,
                               accept_mo, channel, registered_delivery
@@ -176,19 +279,19 @@ class MoHandler:
                     source, destination,
                 )
                 partner_id = mt["partner_id"] if mt else None
-                if mt is not None:
+                if mt is not None and complete:
                     decision = match_reply(await load_templates(conn, partner_id), text,
                                            channel="sms")
                 action = None if decision is None or decision.action is Action.NONE else str(
                     decision.action)
                 await conn.execute(
                     """INSERT INTO mo_messages (id, vendor_id, partner_id, mt_message_id, source,
-                                                destination, text, parts, template_id, action)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)""",
+                                                destination, text, parts, template_id, action, complete)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
                     mo_id, vendor_id, partner_id, mt["id"] if mt else None, source, destination,
-                    text, parts, decision.template_id if decision else None, action,
+                    text, parts, decision.template_id if decision else None, action, complete,
                 )
-                if mt is not None:
+                if mt is not None and complete:
                     if mt["callback_url"] and mt["accept_mo"]:
                         await callbacks.enqueue_mo(
                             conn, url=mt["callback_url"], transaction_id=str(mt["id"]), dnis=source,
@@ -211,7 +314,7 @@ class MoHandler:
                                        mo_id, reply_id)
             if mt is not None and action == Action.UNSUBSCRIBE:
                 await stoplist.add(conn, partner_id, source, destination, source="mo")
-        return MoResult(mo_id, partner_id, action, reply_id)
+        return MoResult(mo_id, partner_id, action, reply_id, complete)
 
     async def _reply(self, mt: asyncpg.Record, to: str, sender: str, text: str) -> uuid.UUID | None:
         from gateway.pipeline import Accepted, Submission

@@ -25,6 +25,7 @@ from aiohttp import web
 
 from gateway.app import DB, REDIS, SETTINGS
 from gateway.callbacks import CallbackDispatcher, CallbackJob
+from gateway.housekeeping import Housekeeping
 from gateway.keys import API_LIMITER, PIPELINE
 from gateway.pipeline import Pipeline
 from gateway.ratelimit import TpsLimiter
@@ -84,4 +85,6 @@ def build_services(app: web.Application) -> list[Service]:
     """The services this process runs, built on the application's resources."""
     from gateway.smpp_ingress import smpp_services  # SMPP server, vendor connectors, MO
 
-    return [CallbackDispatcher(app[DB], callback_key_resolver(app)), *smpp_services(app)]
+    dispatcher = CallbackDispatcher(app[DB], callback_key_resolver(app),
+                                    lease=app[SETTINGS].callback_lease)
+    return [dispatcher, Housekeeping(app[DB]), *smpp_services(app)]

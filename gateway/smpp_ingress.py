@@ -4,8 +4,10 @@ Binds are checked against ``smpp_accounts`` (:func:`gateway.smpp_accounts.bind_v
 password, enabled, allowed networks, bind count). A bound session's account is
 its key on the server, so :meth:`smpp.server.SmppServer.deliver` reaches any of
 the account's receivers, and the account's ``tps`` is the server's per-account
-limit (excess answered ``ESME_RTHROTTLED``). ``max_binds`` and ``tps`` hold per
-process; with several processes behind one address each enforces them alone.
+limit (excess answered ``ESME_RTHROTTLED``). Given Redis, ``max_binds`` and
+``tps`` hold over all Herald processes together (:mod:`gateway.smpp_limits`:
+binds counted in Redis, submits taken from a Redis token bucket); without it
+each process enforces them alone.
 
 Requests (SMPP 3.4 §4.4-§4.10):
 
@@ -48,6 +50,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import socket
 import uuid
 from collections.abc import Callable
 from datetime import UTC
@@ -61,6 +64,7 @@ from gateway.messages import Event, Status, apply_event, get_message
 from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
 from gateway.receipts_out import on_status_change
 from gateway.smpp_accounts import SmppAccount, bind_verdict, get_by_system_id
+from gateway.smpp_limits import AccountThrottle, BindRegistry
 from smpp.encoding import alphabet_of, decode, message_class_of
 from smpp.pdu import (
     CancelSm,
@@ -198,9 +202,12 @@ class HeraldSmppHandler(ServerHandler):
     """Binds against ``smpp_accounts``; submits into the pipeline (see the module doc)."""
 
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, on_bound: Callable[[], None] | None = None,
-                 notify: Callable[[int], None] | None = None) -> None:
+                 notify: Callable[[int], None] | None = None, binds: BindRegistry | None = None,
+                 throttle: AccountThrottle | None = None) -> None:
         self.pool = pool
         self.pipeline = pipeline
+        self.binds = binds        # None: max_binds counted in this process only
+        self.throttle = throttle  # None: account TPS left to the server's local bucket
         self.batcher = _Batcher(pipeline)
         self.server: SmppServer | None = None
         self.on_bound = on_bound
@@ -222,22 +229,42 @@ class HeraldSmppHandler(ServerHandler):
     async def authenticate(self, request: BindRequest) -> BindResult:
         account = await get_by_system_id(self.pool, request.system_id)
         password_ok = account is not None and await self._password_ok(account, request.password)
-        bound_now = len(self.server.sessions(account.id)) if account and self.server else 0
+        # With a registry the bind count is settled below, atomically over all processes.
+        local = len(self.server.sessions(account.id)) if account and self.server else 0
         status = bind_verdict(account, password_ok=password_ok,
-                              peer_ip=request.peer[0] if request.peer else None, bound_now=bound_now)
+                              peer_ip=request.peer[0] if request.peer else None,
+                              bound_now=0 if self.binds is not None else local)
+        if status == S.ESME_ROK and self.binds is not None:
+            assert account is not None
+            try:
+                if not await self.binds.reserve(account.id, request.connection_id, account.max_binds):
+                    status = S.ESME_RBINDFAIL
+            except Exception:
+                # Redis trouble: keep serving, with this process's own count.
+                log.warning("event=smpp_bind_registry_failed", exc_info=True)
+                if local >= account.max_binds:
+                    status = S.ESME_RBINDFAIL
         if status != S.ESME_ROK:
             log.info("event=smpp_bind_refused system_id=%r peer=%s status=0x%08x",
                      request.system_id, request.peer, status)
             return BindResult.reject(status)
         assert account is not None
-        return BindResult.accept(account, key=account.id, account_tps=account.tps)
+        return BindResult.accept(account, key=account.id,
+                                 account_tps=account.tps if self.throttle is None else None)
 
     async def session_bound(self, session: ServerSession) -> None:
         if self.on_bound is not None:
             self.on_bound()
 
+    async def session_closed(self, session: ServerSession) -> None:
+        if self.binds is not None:
+            await self.binds.release(session.id)
+
     async def handle_request(self, session: ServerSession, pdu: Pdu) -> Any:
         account: SmppAccount = session.account
+        if (account.tps and self.throttle is not None and isinstance(pdu, SubmitSm | DataSm | SubmitMulti)
+                and not await self.throttle.admit(account.id, account.tps)):
+            return S.ESME_RTHROTTLED  # the account's TPS over all processes (SMPP 3.4 §5.1.3)
         if isinstance(pdu, SubmitSm | DataSm):
             try:
                 sub = submission_of(account, session.id, pdu)
@@ -425,9 +452,15 @@ class SmppIngress:
 
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, host: str = "127.0.0.1", port: int = 0,
                  session: SessionConfig | None = None, poll_interval: float = 0.25,
-                 lease: float = 30.0) -> None:
+                 lease: float = 30.0, redis=None, bind_ttl: float = 30.0) -> None:
+        """``redis``: count binds and account TPS over all processes (None: this one only)."""
         self.host, self._port = host, port
-        self.handler = HeraldSmppHandler(pool, pipeline)
+        # A fixed port names this server across restarts: a restart clears its own dead binds.
+        node = f"{socket.gethostname()}:{port}" if port else None
+        self.binds = BindRegistry(redis, ttl=bind_ttl, node=node) if redis is not None else None
+        self.handler = HeraldSmppHandler(
+            pool, pipeline, binds=self.binds,
+            throttle=AccountThrottle(redis) if redis is not None else None)
         config = ServerConfig(system_id="Herald", tick_interval=0.5, session=session or SessionConfig(
             window=50, peer_window=1000, enquire_link_interval=60.0, response_timeout=10.0))
         self.server = SmppServer(self.handler, config)
@@ -441,6 +474,8 @@ class SmppIngress:
         return self.server.port
 
     async def start(self) -> None:
+        if self.binds is not None:
+            await self.binds.start()
         await self.server.start(self.host, self._port)
         await self.outbox.start()
         log.info("event=smpp_listening host=%s port=%s", self.host, self.port)
@@ -449,6 +484,8 @@ class SmppIngress:
         await self.server.close(grace=2.0)
         await self.handler.batcher.drain()
         await self.outbox.stop()
+        if self.binds is not None:
+            await self.binds.stop()
 
 
 class _PipelineService:
@@ -479,7 +516,7 @@ def smpp_services(app) -> list:
         pipeline = Pipeline(pool, redis, settings)
         services.append(_PipelineService(pipeline))
     ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
-                          lease=settings.vendor_lease)
+                          lease=settings.vendor_lease, redis=redis)
     notify = ingress.outbox.notify
     mo = MoHandler(pool, pipeline, notify=notify)
     options = ConnectorOptions(

@@ -3,14 +3,19 @@
 One Herald process at a time runs against the test PostgreSQL and Redis (a
 fresh cloned database) with its vendor pointing at an in-test carrier
 simulator. An SMPP client submits without pause while Herald is killed at
-random moments and restarted. At the end:
+random moments and restarted; meanwhile an HTTP client sends through
+``/api/send_sms`` with an API key whose callback URL is a receiver in the test.
+At the end:
 
 * every acknowledged message is stored, and either reached the simulator or
   ended FAILED with its charge refunded — none lost;
 * messages sent twice are only those in flight at a kill (bounded by what one
   process can hold claimed: rounds × claim batch);
 * every charge is taken once and the balance adds up;
-* every acknowledged message's receipt reached the SMPP client.
+* every acknowledged message's receipt reached the SMPP client;
+* every message the HTTP API acknowledged had its final delivery report POSTed
+  to the callback URL at least once (repeats are allowed: callbacks are sent at
+  least once, and a process killed mid-POST sends again after the lease).
 """
 
 from __future__ import annotations
@@ -25,8 +30,11 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp import web
 
+from gateway import apikeys
 from gateway.app import open_pool
 from gateway.embedded import free_port
 from gateway.simulator import CarrierSimulator, SimConfig
@@ -53,7 +61,7 @@ class HeraldProcess:
             DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_VAR_DIR=str(var_dir),
             HERALD_HTTP_PORT=str(self.http_port), HERALD_SMPP_PORT=str(self.smpp_port),
             HERALD_ADMIN_PASSWORD="crash-admin-pw", HERALD_VENDOR_LEASE="3",
-            HERALD_VENDOR_TIMEOUT="2", HERALD_SHUTDOWN_TIMEOUT="4",
+            HERALD_VENDOR_TIMEOUT="2", HERALD_SHUTDOWN_TIMEOUT="4", HERALD_CALLBACK_LEASE="3",
         )
         self.log_path = var_dir / "herald.log"
         self.proc: asyncio.subprocess.Process | None = None
@@ -123,6 +131,77 @@ class Load:
                 await asyncio.sleep(0.05)
 
 
+class HttpLoad:
+    """``/api/send_sms`` one recipient at a time from ``workers`` loops; remembers what was acknowledged."""
+
+    def __init__(self, port: int, key: str, workers: int = 2) -> None:
+        self.url = f"http://127.0.0.1:{port}/api/send_sms"
+        self.headers = {"Authorization": f"Bearer {key}"}
+        self.workers = workers
+        self.acked: dict[str, str] = {}
+        self.failed = 0
+        self._n = 0
+        self._running = True
+        self._tasks: list[asyncio.Task] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._loop()) for _ in range(self.workers)]
+
+    async def stop(self) -> None:
+        self._running = False
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            while self._running:
+                self._n += 1
+                text = f"http-{self._n}"
+                body = {"channels": ["SMS"], "from": SENDER, "to": [RU_MOBILE], "message": text}
+                try:
+                    async with session.post(self.url, json=body, headers=self.headers) as resp:
+                        answer = await resp.json() if resp.status == 200 else None
+                except (aiohttp.ClientError, TimeoutError, ValueError):
+                    answer = None   # Herald is down or died mid-request: not acknowledged
+                line = (answer or {}).get("results", [""])[0]
+                mid = line.rpartition(": ")[2]
+                try:
+                    self.acked[str(uuid.UUID(mid))] = text
+                except ValueError:
+                    self.failed += 1
+                    await asyncio.sleep(0.1)
+
+
+class CallbackReceiver:
+    """The client's HTTP endpoint: records every delivery report POSTed to it."""
+
+    def __init__(self) -> None:
+        self.reports: list[dict] = []
+        self.runner: web.AppRunner | None = None
+        self.port = free_port()
+
+    async def _dlr(self, request: web.Request) -> web.Response:
+        self.reports.append(await request.json())
+        return web.Response(text="ok")
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/dlr", self._dlr)
+        self.runner = web.AppRunner(app)
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+
+    async def stop(self) -> None:
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+    def finals(self) -> set[str]:
+        return {r["transactionID"] for r in self.reports if r.get("status") in FINAL_STATUSES}
+
+
+FINAL_STATUSES = ("DELIVERED", "UNDELIVERED", "FAILED")
+
+
 async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_path):
     rng = random.Random(7)
     pool = await open_pool(db_url, 4)
@@ -133,6 +212,11 @@ async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_pa
         await conn.execute("UPDATE vendors SET smpp_port = $2, tps = 2000, window_size = 20 WHERE id = $1",
                            world.sms_vendor, sim.port)
         await create_account(conn, world.partner_id, "load", "loadpw")
+    receiver = CallbackReceiver()
+    await receiver.start()
+    _, plain_key = await apikeys.create(
+        pool, partner_id=world.partner_id, created_by=world.user_id, name="crash",
+        callback_url=f"http://127.0.0.1:{receiver.port}/dlr", ttl="never")
     herald = HeraldProcess(db_url, redis_url, tmp_path)
     await herald.start()
     esme = Esme()
@@ -141,9 +225,11 @@ async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_pa
         session=SessionConfig(window=20, enquire_link_interval=None, response_timeout=5.0)), esme)
     await client.start()
     load = Load(client)
+    http = HttpLoad(herald.http_port, plain_key)
     try:
         await asyncio.wait_for(client.wait_bound(), 30)
         load.start()
+        http.start()
         for _ in range(ROUNDS):
             await asyncio.sleep(rng.uniform(0.3, 1.5))
             await herald.kill()
@@ -151,8 +237,10 @@ async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_pa
             await asyncio.wait_for(client.wait_bound(), 30)
         await asyncio.sleep(1.0)
         await load.stop()
-        acked = dict(load.acked)
-        assert len(acked) > 100, f"too little load got through: {len(acked)}"
+        await http.stop()
+        assert len(load.acked) > 100, f"too little load got through: {len(load.acked)}"
+        assert len(http.acked) > 10, f"too little HTTP load got through: {len(http.acked)}"
+        acked = dict(load.acked) | dict(http.acked)
         ids = [uuid.UUID(m) for m in acked]
 
         async def settled() -> bool:
@@ -163,12 +251,15 @@ async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_pa
 
         await eventually(settled, within=45, every=0.5)
         receipted = lambda: {p.tlvs.get(Tag.RECEIPTED_MESSAGE_ID) for p in esme.receipts}  # noqa: E731
-        await eventually(lambda: set(acked) <= receipted(), within=30, every=0.2)
+        await eventually(lambda: set(load.acked) <= receipted(), within=30, every=0.2)
+        await eventually(lambda: set(http.acked) <= receiver.finals(), within=30, every=0.2)
     finally:
         await load.stop()
+        await http.stop()
         await client.close(grace=1.0)
         code = await herald.stop()
         await sim.stop()
+        await receiver.stop()
     assert code == 0, herald.log_path.read_text()[-3000:]
 
     rows = {r["id"]: r for r in await pool.fetch(
@@ -187,7 +278,8 @@ async def test_sigkill_under_load_loses_nothing(db_url, redis_url, redis, tmp_pa
             lost.append((mid, f"{row['status']} but never reached the carrier"))
     assert lost == []
     duplicates = sum(n - 1 for n in at_carrier.values() if n > 1)
-    print(f"\nacked={len(acked)} unknown={load.unknown} refused={dict(load.refused)} "
+    print(f"\nacked={len(acked)} http_acked={len(http.acked)} http_failed={http.failed} "
+          f"callbacks={len(receiver.reports)} unknown={load.unknown} refused={dict(load.refused)} "
           f"stored={len(rows)} at_carrier={sum(at_carrier.values())} duplicates={duplicates} "
           f"herald_starts={herald.starts}")
     assert duplicates <= ROUNDS * CLAIM_BATCH
