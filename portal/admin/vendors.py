@@ -53,6 +53,8 @@ FIELDS = (
     Field("http_token", N_("Viber API token"), "password", max_length=500, autocomplete="off",
           help=N_("Leave empty to keep the current one.")),
     Field("enabled", N_("Enabled"), "checkbox"),
+    Field("exclusive_bind", N_("One bind for all Herald processes"), "checkbox",
+          help=N_("For carriers that accept a single session: one process binds, the others stand by.")),
 )
 PRODUCT_FIELDS = (
     Field("name", N_("Name"), required=True, max_length=100),
@@ -79,6 +81,7 @@ TABLE = tables.TableSpec(
 _STATE_LABELS = {
     bindstatus.BOUND: (N_("Bound"), True),
     bindstatus.CONNECTING: (N_("Connecting"), None),
+    bindstatus.STANDBY: (N_("Standing by"), None),
     bindstatus.FAILED: (N_("Bind failed"), False),
 }
 
@@ -135,6 +138,7 @@ def _values(form: Form, *, creating: bool) -> dict:
     values = {k: (v if v != "" else None) for k, v in form.cleaned.items()}
     values["system_type"] = values["system_type"] or ""
     values["enabled"] = bool(form.cleaned["enabled"])
+    values["exclusive_bind"] = bool(form.cleaned["exclusive_bind"])
     if not creating:
         for secret in ("password", "http_token"):
             if not values[secret]:

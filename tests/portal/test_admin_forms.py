@@ -204,6 +204,9 @@ async def test_vendor_products_and_rates(owner, db, world, redis):
     assert (await submit(owner, f"/admin/vendors/{vid}", {**good, "password": "", "tps": "60"}))[0] == 303
     row = await db.fetchrow("SELECT tps, password FROM vendors WHERE id = $1", vid)
     assert (row["tps"], row["password"]) == (60, "pw12")
+    assert await db.fetchval("SELECT exclusive_bind FROM vendors WHERE id = $1", vid) is False
+    assert (await submit(owner, f"/admin/vendors/{vid}", {**good, "exclusive_bind": "1"}))[0] == 303
+    assert await db.fetchval("SELECT exclusive_bind FROM vendors WHERE id = $1", vid) is True
     _, html = await page(owner, "/admin/vendors")
     assert "Not connected" in html and "127.0.0.1:2776" in html
     # the bind state a connector publishes shows live, list and detail
@@ -215,6 +218,9 @@ async def test_vendor_products_and_rates(owner, db, world, redis):
     await bindstatus.publish(redis, vid, bindstatus.FAILED, "bind refused: 0x0000000e", ttl=30)
     _, html = await page(owner, f"/admin/vendors/{vid}")
     assert "Bind failed (bind refused: 0x0000000e)" in html
+    await bindstatus.publish(redis, vid, bindstatus.STANDBY, "another process holds the bind", ttl=30)
+    _, html = await page(owner, f"/admin/vendors/{vid}")
+    assert "Standing by (another process holds the bind)" in html
     # Viber over HTTP
     viber = {**good, "name": "Viberco", "channel": "viber", "protocol": "http", "http_base_url": "ftp://x"}
     await expect_errors(owner, "/admin/vendors/new", viber, [({}, "http_base_url")])
