@@ -159,7 +159,7 @@ async def authenticate(conn: Conn, portal_id: int, email: str, password: str) ->
         portal_id, email.strip(),
     )
     if row is None:
-        verify_password(_DUMMY_HASH, password)
+        verify_password(DUMMY_HASH, password)
         return None
     if not verify_password(row["password_hash"], password):
         return None
@@ -194,4 +194,6 @@ async def set_totp_secret(conn: Conn, scope: Scope, user_id: int, secret: str | 
     )
 
 
-_DUMMY_HASH = hash_password("herald-dummy-password")
+# Verified against when an e-mail is unknown, so both paths cost one hash check and
+# timing does not tell which addresses exist. Every sign-in path uses this one.
+DUMMY_HASH = hash_password("herald-dummy-password")

@@ -37,6 +37,12 @@ def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
+def _seconds(lo: int, hi: int) -> Callable[[str], float]:
+    """Whole seconds from ``lo`` to ``hi``, as a float for the timers that use them."""
+    whole = _int_range(lo, hi)
+    return lambda value: float(whole(value))
+
+
 def _port(value: str) -> int:
     return _int_range(0, 65535)(value)
 
@@ -123,7 +129,7 @@ class Settings:
         "run the embedded PostgreSQL without fsync (tests and demos only)",
     )
     shutdown_timeout: float = _setting(
-        "HERALD_SHUTDOWN_TIMEOUT", lambda v: float(_int_range(1, 120)(v)), 5.0,
+        "HERALD_SHUTDOWN_TIMEOUT", _seconds(1, 120), 5.0,
         "seconds to drain connections on shutdown",
     )
     api_tps: int = _setting(
@@ -135,16 +141,16 @@ class Settings:
         "HERALD_SECURE_COOKIES", _bool, False, "mark session cookies Secure (behind HTTPS)"
     )
     vendor_lease: float = _setting(
-        "HERALD_VENDOR_LEASE", lambda v: float(_int_range(1, 3600)(v)), 60.0,
+        "HERALD_VENDOR_LEASE", _seconds(1, 3600), 60.0,
         "seconds a sender holds a claimed queue row (or SMPP outbox row) before another"
         " process may take it; after a crash, in-flight messages wait this long",
     )
     vendor_timeout: float = _setting(
-        "HERALD_VENDOR_TIMEOUT", lambda v: float(_int_range(1, 600)(v)), 10.0,
+        "HERALD_VENDOR_TIMEOUT", _seconds(1, 600), 10.0,
         "seconds to wait for a vendor's submit_sm_resp before the outcome counts as unknown",
     )
     callback_lease: float = _setting(
-        "HERALD_CALLBACK_LEASE", lambda v: float(_int_range(1, 3600)(v)), 60.0,
+        "HERALD_CALLBACK_LEASE", _seconds(1, 3600), 60.0,
         "seconds a process holds a claimed HTTP callback before another may send it;"
         " after a crash, callbacks in flight wait this long",
     )

@@ -148,11 +148,6 @@ WHERE u.portal_id = (SELECT id FROM portals WHERE lower(host) = lower($1) OR is_
                      ORDER BY lower(host) = lower($1) DESC LIMIT 1)
   AND lower(u.email) = lower($2) AND u.status = 'active' AND p.status = 'active'"""
 
-# An unknown e-mail still costs one hash check (against billing's dummy hash),
-# so timing does not tell which addresses exist.
-_DUMMY_HASH = users._DUMMY_HASH
-
-
 async def login(request: web.Request) -> web.Response:
     """``POST /api/login`` with HTTP Basic: a JWT for the key-management endpoints."""
     email, password = _basic(request)
@@ -163,7 +158,7 @@ async def login(request: web.Request) -> web.Response:
         raise TooManyRequests("Too many sign-in attempts; wait a minute.")
     host = request.host.split(":")[0]
     row = await request.app[DB].fetchrow(_LOGIN_USER, host, email)
-    stored = row["password_hash"] if row else _DUMMY_HASH
+    stored = row["password_hash"] if row else users.DUMMY_HASH
     ok = await asyncio.to_thread(verify_password, stored, password)
     if row is None or not ok:
         raise Unauthorized("Wrong e-mail or password.")

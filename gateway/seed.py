@@ -7,7 +7,8 @@ import secrets
 from dataclasses import dataclass
 
 import asyncpg
-from argon2 import PasswordHasher
+
+from billing.users import hash_password
 
 log = logging.getLogger("herald.seed")
 
@@ -46,7 +47,7 @@ async def seed_system_owner(
             """INSERT INTO users (partner_id, portal_id, email, password_hash, first_name,
                                   last_name, role, status, email_confirmed_at)
                VALUES ($1, $2, $3, $4, 'System', 'Owner', 'owner_admin', 'active', now())""",
-            owner_id, portal_id, admin_email, PasswordHasher().hash(admin_password),
+            owner_id, portal_id, admin_email, hash_password(admin_password),
         )
     log.info("event=seeded owner_id=%s portal_id=%s admin=%s", owner_id, portal_id, admin_email)
     return SeedResult(True, admin_email, generated)

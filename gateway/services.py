@@ -16,13 +16,13 @@ Two kinds of lifecycle:
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import AsyncIterator
 from typing import Protocol
 
 from aiohttp import web
 
+from gateway import apikeys
 from gateway.app import DB, REDIS, SETTINGS
 from gateway.callbacks import CallbackDispatcher, CallbackJob
 from gateway.housekeeping import Housekeeping
@@ -77,8 +77,11 @@ def callback_key_resolver(app: web.Application):
 
 
 def signing_key(api_key: str) -> bytes:
-    """The callback signing key a client derives from its API key (see :func:`callback_key_resolver`)."""
-    return hashlib.sha256(api_key.encode()).digest()
+    """The callback signing key a client derives from its API key (see :func:`callback_key_resolver`).
+
+    It is exactly the digest Herald stores for the key, so the two cannot drift apart.
+    """
+    return apikeys.hash_key(api_key)
 
 
 def build_services(app: web.Application) -> list[Service]:

@@ -32,9 +32,6 @@ NAME_MAX = 100
 EMAIL_MAX = 254
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-# Verified against when the e-mail is unknown, so both paths take the same time.
-_DUMMY_HASH = billing_users.hash_password("herald-timing-equaliser")
-
 
 @dataclass(frozen=True, slots=True)
 class Account:
@@ -151,7 +148,7 @@ async def check_credentials(
     """
     row = await conn.fetchrow(_BY_EMAIL, portal_id, email.strip())
     if row is None:
-        await verify_password(_DUMMY_HASH, password)
+        await verify_password(billing_users.DUMMY_HASH, password)
         return Credentials(None)
     if not await verify_password(row["password_hash"], password):
         return Credentials(None)
