@@ -17,7 +17,7 @@ Inside the batch transaction, in this order:
    insufficient balance). Charging and storing therefore commit together.
 2. The accepted messages are written with COPY (:func:`gateway.messages.insert_messages`).
 3. Those with a non-empty ``route`` are put in the send queue
-   (:func:`gateway.queue.enqueue`).
+   (:func:`gateway.queue.enqueue`), claimable from ``scheduled_for`` when set.
 4. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
 
 If the batch transaction fails and it held more than one producer's request,
@@ -269,7 +269,7 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
             outcomes = msgs
         accepted = [o for o in outcomes if isinstance(o, NewMessage)]
         await insert_messages(conn, accepted)
-        await queue.enqueue(conn, [(m.id, m.route) for m in accepted if m.route])
+        await queue.enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in accepted if m.route])
         if self._after is not None and accepted:
             await self._after(conn, accepted)
         return outcomes

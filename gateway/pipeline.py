@@ -165,6 +165,10 @@ class Submission:
     parts: int | None = None
     encoding: str | None = None
     data_coding: int | None = None
+    # SMPP: not sent before this time (schedule_delivery_time, None: now), and the
+    # data_coding the client wrote the text in (a replace_sm's text comes in it too).
+    scheduled_for: datetime | None = None
+    smpp_data_coding: int | None = None
 
 
 _SUBMISSION_FIELDS = tuple(f.name for f in fields(Submission))
@@ -244,7 +248,7 @@ _SUBMIT_ORDER = (
     "campaign_id", "client_ref", "status", "vendor_id", "error_code", "error_text",
     "registered_delivery", "callback_url", "valid_until", "created_at", "billed_at",
     "traffic_type", "fallback_channel", "fallback_ttl", "image_url", "button_url",
-    "button_caption", "route",
+    "button_caption", "scheduled_for", "smpp_data_coding", "route",
 )
 if _FIELDS != _SUBMIT_ORDER:
     raise RuntimeError("gateway.pipeline._SUBMIT_ORDER is out of date with NewMessage's fields")
@@ -511,7 +515,7 @@ class Pipeline:
                 s.label, s.campaign_id, s.client_ref, Status.PREPARED, None, None, None,
                 s.registered_delivery, s.callback_url or None, s.valid_until, now, None,
                 _traffic(s), s.fallback_channel, s.fallback_ttl, s.image_url, s.button_url,
-                s.button_caption, route,
+                s.button_caption, s.scheduled_for, s.smpp_data_coding, route,
             )))
             slots.append(i)
 

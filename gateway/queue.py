@@ -16,6 +16,7 @@ Public API (connection first; call inside the transaction that also updates the
 message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``)::
 
     enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.commit
+    enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
     claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
     complete(conn, worker_id, message_id) -> bool             # vendor accepted it
     complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
@@ -41,7 +42,7 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.messages import Message
+from gateway.messages import Message, message_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,19 +77,35 @@ def backoff(
 
 
 async def enqueue(
-    conn: asyncpg.Connection, items: Sequence[tuple[uuid.UUID, Sequence[int]]]
+    conn: asyncpg.Connection,
+    items: Sequence[tuple[uuid.UUID, Sequence[int]] | tuple[uuid.UUID, Sequence[int], datetime | None]],
 ) -> None:
-    """Queue messages for sending; each route must name at least one vendor."""
+    """Queue messages for sending; each route must name at least one vendor.
+
+    An item may carry a third value, ``not_before``: no worker claims the row
+    earlier (a scheduled message, SMPP 3.4 §5.2.14). None, or no third value, is now.
+    """
     if not items:
         return
     records = []
-    for message_id, route in items:
+    scheduled = []
+    for item in items:
+        message_id, route = item[0], item[1]
         if not route:
             raise ValueError(f"message {message_id}: empty route")
-        records.append((message_id, list(route), route[0]))
-    await conn.copy_records_to_table(
-        "send_queue", records=records, columns=("message_id", "route", "vendor_id")
-    )
+        if len(item) == 2 or item[2] is None:
+            records.append((message_id, list(route), route[0]))
+        else:
+            scheduled.append((message_id, list(route), route[0], item[2]))
+    if records:
+        await conn.copy_records_to_table(
+            "send_queue", records=records, columns=("message_id", "route", "vendor_id")
+        )
+    if scheduled:
+        await conn.copy_records_to_table(
+            "send_queue", records=scheduled,
+            columns=("message_id", "route", "vendor_id", "not_before"),
+        )
 
 
 _CLAIM = """
@@ -106,12 +123,12 @@ UPDATE send_queue q SET
     attempt = q.attempt + 1
 FROM picked, messages m
 WHERE q.message_id = picked.message_id AND m.id = q.message_id
-RETURNING q.message_id AS q_message_id, q.vendor_id AS q_vendor_id, q.route AS q_route,
-          q.position AS q_position, q.attempt AS q_attempt, q.claimed_until AS q_claimed_until,
-          m.*
+RETURNING {columns}, q.message_id AS q_message_id, q.vendor_id AS q_vendor_id,
+          q.route AS q_route, q.position AS q_position, q.attempt AS q_attempt,
+          q.claimed_until AS q_claimed_until
 """
-_CLAIM_ANY = _CLAIM.format(vendor="")
-_CLAIM_VENDOR = _CLAIM.format(vendor="AND vendor_id = $4")
+_CLAIM_ANY = _CLAIM.format(vendor="", columns=message_columns("m"))
+_CLAIM_VENDOR = _CLAIM.format(vendor="AND vendor_id = $4", columns=message_columns("m"))
 
 
 def _claim(record: asyncpg.Record, with_message: bool = True) -> Claim:
@@ -119,7 +136,7 @@ def _claim(record: asyncpg.Record, with_message: bool = True) -> Claim:
         message_id=record["q_message_id"], vendor_id=record["q_vendor_id"],
         route=tuple(record["q_route"]), position=record["q_position"],
         attempt=record["q_attempt"], claimed_until=record["q_claimed_until"],
-        message=Message.from_record(record) if with_message else None,
+        message=Message.from_row(record) if with_message else None,
     )
 
 

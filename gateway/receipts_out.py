@@ -61,6 +61,15 @@ class OutboxRow:
     message_state: int | None = None
 
 
+def receipt_state(message: Message) -> MessageState:
+    """The final ``message_state`` of a message (SMPP 3.4 §5.2.28): one that ended
+    undelivered once its validity period was over is EXPIRED."""
+    if (message.status == Status.UNDELIVERED and message.valid_until is not None
+            and message.done_at is not None and message.done_at >= message.valid_until):
+        return MessageState.EXPIRED
+    return _STATE[message.status]
+
+
 def receipt_row(message: Message) -> OutboxRow | None:
     """The receipt an SMPP client asked for on this status, or None."""
     if message.smpp_account_id is None or message.status not in _STATE:
@@ -72,7 +81,7 @@ def receipt_row(message: Message) -> OutboxRow | None:
         Status.DELIVERED, Status.SEEN,
     ):
         return None
-    state = _STATE[message.status]
+    state = receipt_state(message)
     done = message.done_at or datetime.now(UTC)
     message_id = str(message.id)
     text = build_receipt(

@@ -29,6 +29,43 @@ Requests (SMPP 3.4 §4.4-§4.10):
   unknown: ``ESME_RQUERYFAIL`` / ``ESME_RCANCELFAIL``). A message can be cancelled
   while it waits in the send queue unclaimed: it becomes FAILED and is refunded.
 
+Times (SMPP 3.4 §7.1.1, read by :mod:`smpp.times`; relative ones count from the
+moment Herald reads the PDU):
+
+* ``validity_period`` becomes the message's ``valid_until``: a message still in
+  the send queue when it passes is not sent but ends UNDELIVERED ("validity period
+  expired", ``query_sm`` answers EXPIRED) with its receipt. A validity already
+  past is accepted and expires so, as an SMSC would do. Herald keeps a message at
+  most :data:`MAX_VALIDITY` after it became due (now, or its schedule): a longer
+  validity is shortened to that, silently, as SMSCs commonly cap it. An
+  unreadable value is refused with ``ESME_RINVEXPIRY``. ``data_sm`` carries
+  no validity_period; its ``qos_time_to_live`` TLV (seconds, §5.3.2.9) is read
+  instead.
+* ``schedule_delivery_time``: the message is charged, stored and acknowledged at
+  once, but its send-queue row is claimable only from that time
+  (``messages.scheduled_for``, migration 0370). A time already past means now. A
+  time more than :data:`MAX_SCHEDULE_AHEAD` ahead, or an unreadable one, is
+  refused with ``ESME_RINVSCHED``.
+* ``query_sm`` of a scheduled message not yet sent answers ENROUTE: SMPP 3.4's
+  ``message_state`` (§5.2.28) has no SCHEDULED (that value, 0, came with SMPP 5.0,
+  and a 3.4 client need not know it); ENROUTE is 3.4's state of a message the
+  SMSC holds and has not delivered yet, which is exactly what it is.
+
+``replace_sm`` (§4.10): the account's own message, matched on its message id and
+``source_addr`` (the sender given at submit; anything else answers
+``ESME_RINVMSGID``), replaced while it waits in the send queue unclaimed. The
+queue row is locked (``FOR UPDATE SKIP LOCKED``) in the transaction that
+rewrites the message, so a worker can neither claim it meanwhile nor be sending
+it: a row leased to a worker, being claimed, already sent, or final answers
+``ESME_RREPLACEFAIL``. Replaced together: the text (``short_message``, written
+in the original submit's ``data_coding``, since replace_sm has none, and
+encoded again by Herald), ``registered_delivery``, and, when not NULL (NULL keeps
+them, §4.10.1), ``schedule_delivery_time`` (the queue row's ``not_before`` moves
+with it) and ``validity_period``. The price stays the price paid: a new text
+needing a different number of parts is refused with ``ESME_RREPLACEFAIL`` rather
+than charged again, and so is a part the client split itself (its UDH is not
+Herald's to rewrite). An empty text answers ``ESME_RINVMSGLEN``.
+
 Receipts and MO to the client go through the persistent ``smpp_outbox``
 (:mod:`gateway.receipts_out`, :mod:`gateway.mo`): :class:`OutboxDispatcher`
 claims rows of the accounts with a receiver bound in this process, sends
@@ -39,7 +76,10 @@ Public API::
 
     SmppIngress(pool, pipeline, *, host, port, ...)     # service: start() / stop(); .port
     OutboxDispatcher(pool, server, ...)                  # started by SmppIngress
-    submission_of(account, session_id, pdu) -> Submission   # pure
+    submission_of(account, session_id, pdu, *, timing=None) -> Submission   # pure
+    timing_of(pdu, now) -> Timing | int                  # pure: schedule and validity, or the refusal
+    replacement(message, replace_sm, now) -> Replacement | int   # pure
+    query_state(message) -> MessageState                 # pure
     smpp_services(app) -> list[Service]                  # for gateway.services.build_services
 """
 
@@ -53,16 +93,17 @@ import logging
 import socket
 import uuid
 from collections.abc import Callable
-from datetime import UTC
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from billing.users import verify_password
 from gateway import queue
-from gateway.messages import Event, Status, apply_event, get_message
+from gateway.messages import FINAL, Event, Message, Status, apply_event, get_message
 from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
-from gateway.receipts_out import on_status_change
+from gateway.receipts_out import on_status_change, receipt_state
 from gateway.smpp_accounts import SmppAccount, bind_verdict, get_by_system_id
 from gateway.smpp_limits import AccountThrottle, BindRegistry
 from smpp.encoding import alphabet_of, decode, message_class_of
@@ -76,6 +117,7 @@ from smpp.pdu import (
     Pdu,
     QuerySm,
     QuerySmResp,
+    ReplaceSm,
     SmeAddress,
     SubmitMulti,
     SubmitMultiResp,
@@ -84,6 +126,7 @@ from smpp.pdu import (
     UnsuccessSme,
 )
 from smpp.results import Outcome
+from smpp.segments import count_segments
 from smpp.server import (
     BindRequest,
     BindResult,
@@ -93,6 +136,7 @@ from smpp.server import (
     SmppServer,
 )
 from smpp.session import SessionConfig
+from smpp.times import TimeFormatError, format_absolute, parse_time
 from smpp.udh import parse_udh
 
 log = logging.getLogger("herald.smpp")
@@ -107,6 +151,63 @@ _QUERY_STATE = {
     Status.UNDELIVERED: MessageState.UNDELIVERABLE,
     Status.FAILED: MessageState.REJECTED,
 }
+
+MAX_VALIDITY = timedelta(days=7)
+"""The longest Herald keeps a message waiting to be sent, from when it became due."""
+MAX_SCHEDULE_AHEAD = timedelta(days=30)
+"""The furthest ahead a message may be scheduled: it is charged at today's prices."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """When a message may be sent (None: now) and until when (None: no limit)."""
+
+    scheduled_for: datetime | None = None
+    valid_until: datetime | None = None
+
+
+def read_times(schedule: str, validity: str, now: datetime) -> tuple[datetime | None, datetime | None] | int:
+    """The instants ``schedule_delivery_time`` and ``validity_period`` name (None: NULL),
+    or the ``command_status`` refusing them (SMPP 3.4 §5.1.3). Pure.
+
+    A schedule more than :data:`MAX_SCHEDULE_AHEAD` after ``now`` is refused.
+    """
+    try:
+        scheduled = parse_time(schedule, now)
+    except TimeFormatError:
+        return S.ESME_RINVSCHED
+    if scheduled is not None and scheduled - now > MAX_SCHEDULE_AHEAD:
+        return S.ESME_RINVSCHED
+    try:
+        valid = parse_time(validity, now)
+    except TimeFormatError:
+        return S.ESME_RINVEXPIRY
+    return scheduled, valid
+
+
+def due(scheduled: datetime | None, now: datetime) -> datetime | None:
+    """The schedule to store: None (now) for no schedule or one already past."""
+    return scheduled if scheduled is not None and scheduled > now else None
+
+
+def capped(valid_until: datetime | None, scheduled_for: datetime | None, now: datetime) -> datetime | None:
+    """``valid_until`` shortened to :data:`MAX_VALIDITY` after the message is due."""
+    if valid_until is None:
+        return None
+    return min(valid_until, (scheduled_for or now) + MAX_VALIDITY)
+
+
+def timing_of(pdu: SubmitSm | SubmitMulti | DataSm, now: datetime) -> Timing | int:
+    """A submitted message's :class:`Timing`, or the ``command_status`` refusing it. Pure."""
+    if isinstance(pdu, DataSm):
+        # data_sm has no time fields: qos_time_to_live is seconds from submission (§5.3.2.9).
+        ttl = pdu.tlvs.get(Tag.QOS_TIME_TO_LIVE)
+        return Timing(None, capped(now + timedelta(seconds=int(ttl)), None, now) if ttl else None)
+    times = read_times(pdu.schedule_delivery_time, pdu.validity_period, now)
+    if isinstance(times, int):
+        return times
+    scheduled = due(times[0], now)
+    return Timing(scheduled, capped(times[1], scheduled, now))
 
 
 def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, str | None]:
@@ -131,8 +232,12 @@ def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, str | None]:
 
 def submission_of(
     account: SmppAccount, session_id: str, pdu: SubmitSm | DataSm, destination: str | None = None,
+    *, timing: Timing | None = None,
 ) -> Submission:
-    """The pipeline's view of a ``submit_sm``/``data_sm`` (raises ValueError on a bad UDH)."""
+    """The pipeline's view of a ``submit_sm``/``data_sm`` (raises ValueError on a bad UDH).
+
+    ``timing`` (from :func:`timing_of`) sets the schedule and the validity.
+    """
     payload, client_ref = _split_info(pdu)
     text = decode(payload, pdu.data_coding)
     flash = message_class_of(pdu.data_coding) == 0
@@ -145,8 +250,57 @@ def submission_of(
         partner_id=account.partner_id, origin="smpp", sender=pdu.source_addr,
         destination=destination if destination is not None else pdu.destination_addr,
         text=text, user_id=account.user_id, smpp_account_id=account.id, smpp_session=session_id,
-        flash=flash, client_ref=client_ref, registered_delivery=pdu.registered_delivery, **extra,
+        flash=flash, client_ref=client_ref, registered_delivery=pdu.registered_delivery,
+        valid_until=timing.valid_until if timing else None,
+        scheduled_for=timing.scheduled_for if timing else None,
+        smpp_data_coding=pdu.data_coding, **extra,
     )
+
+
+def query_state(message: Message) -> MessageState:
+    """``message_state`` for ``query_sm`` (SMPP 3.4 §5.2.28).
+
+    Waiting, scheduled or sent: ENROUTE. Final: as its receipt says
+    (:func:`gateway.receipts_out.receipt_state`, EXPIRED past the validity period).
+    """
+    if message.status in FINAL:
+        return receipt_state(message)
+    return _QUERY_STATE[message.status]
+
+
+@dataclass(frozen=True, slots=True)
+class Replacement:
+    """What a ``replace_sm`` writes over a queued message."""
+
+    text: str
+    encoding: str
+    data_coding: int
+    registered_delivery: int
+    scheduled_for: datetime | None
+    valid_until: datetime | None
+
+
+def replacement(message: Message, pdu: ReplaceSm, now: datetime) -> Replacement | int:
+    """The new values ``replace_sm`` gives ``message``, or the ``command_status`` refusing
+    it (SMPP 3.4 §4.10; the rules are in the module doc). Pure: whether the message may
+    still be replaced is the caller's question."""
+    if message.client_ref and message.client_ref.startswith("concat:"):
+        return S.ESME_RREPLACEFAIL
+    times = read_times(pdu.schedule_delivery_time, pdu.validity_period, now)
+    if isinstance(times, int):
+        return times
+    # §4.10.1: NULL keeps the original schedule / validity period.
+    scheduled = message.scheduled_for if pdu.schedule_delivery_time == "" else due(times[0], now)
+    valid = message.valid_until if pdu.validity_period == "" else capped(times[1], scheduled, now)
+    coding = message.smpp_data_coding if message.smpp_data_coding is not None else message.data_coding
+    text = decode(bytes(pdu.short_message), coding)
+    if not text.strip():
+        return S.ESME_RINVMSGLEN
+    seg = count_segments(text, flash=message.flash)
+    if seg.parts != message.parts:
+        return S.ESME_RREPLACEFAIL  # charged for message.parts: not charged again
+    return Replacement(text, str(seg.encoding), seg.data_coding, pdu.registered_delivery,
+                       scheduled, valid)
 
 
 class _Batcher:
@@ -266,8 +420,11 @@ class HeraldSmppHandler(ServerHandler):
                 and not await self.throttle.admit(account.id, account.tps)):
             return S.ESME_RTHROTTLED  # the account's TPS over all processes (SMPP 3.4 §5.1.3)
         if isinstance(pdu, SubmitSm | DataSm):
+            timing = timing_of(pdu, datetime.now(UTC))
+            if isinstance(timing, int):
+                return timing
             try:
-                sub = submission_of(account, session.id, pdu)
+                sub = submission_of(account, session.id, pdu, timing=timing)
             except ValueError:
                 return S.ESME_RINVESMCLASS
             try:
@@ -282,9 +439,14 @@ class HeraldSmppHandler(ServerHandler):
             return await self._query(account, pdu)
         if isinstance(pdu, CancelSm):
             return await self._cancel(account, pdu)
+        if isinstance(pdu, ReplaceSm):
+            return await self._replace(account, pdu)
         return S.ESME_RINVCMDID
 
-    async def _submit_multi(self, session: ServerSession, account: SmppAccount, pdu: SubmitMulti) -> Pdu:
+    async def _submit_multi(self, session: ServerSession, account: SmppAccount, pdu: SubmitMulti) -> Any:
+        timing = timing_of(pdu, datetime.now(UTC))
+        if isinstance(timing, int):
+            return timing
         single = SubmitSm(
             source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
             source_addr=pdu.source_addr, esm_class=pdu.esm_class, data_coding=pdu.data_coding,
@@ -298,7 +460,7 @@ class HeraldSmppHandler(ServerHandler):
                 unsuccess.append(UnsuccessSme(0, 0, getattr(dest, "dl_name", ""), S.ESME_RINVDLNAME))
                 continue
             try:
-                sub = submission_of(account, session.id, single, dest.destination_addr)
+                sub = submission_of(account, session.id, single, dest.destination_addr, timing=timing)
             except ValueError:
                 return pdu.make_response(S.ESME_RINVESMCLASS)
             waits.append((dest, self.batcher.submit(sub)))
@@ -330,11 +492,47 @@ class HeraldSmppHandler(ServerHandler):
         message = await self._own(account, pdu.message_id)
         if message is None:
             return S.ESME_RQUERYFAIL
-        final = ""
-        if message.done_at is not None:
-            final = message.done_at.astimezone(UTC).strftime("%y%m%d%H%M%S") + "000+"  # §7.1.1
+        final = format_absolute(message.done_at) if message.done_at is not None else ""
         return QuerySmResp(message_id=pdu.message_id, final_date=final,
-                           message_state=_QUERY_STATE[message.status])
+                           message_state=query_state(message))
+
+    async def _replace(self, account: SmppAccount, pdu: ReplaceSm) -> Any:
+        message = await self._own(account, pdu.message_id)
+        if message is None or message.sender != pdu.source_addr:
+            return S.ESME_RINVMSGID  # §4.10.1: source_addr must be the submit's
+        async with self.pool.acquire() as conn, conn.transaction():
+            # Locked until commit: a worker claiming now skips the row, and one that
+            # holds it (claimed_by set) may have the text on the wire already.
+            row = await conn.fetchrow(
+                "SELECT claimed_by FROM send_queue WHERE message_id = $1 FOR UPDATE SKIP LOCKED",
+                message.id,
+            )
+            # Read again under the lock: a replace_sm just before this one may have changed
+            # what NULL fields keep.
+            message = await get_message(conn, message.id) or message
+            change = replacement(message, pdu, datetime.now(UTC))
+            if isinstance(change, int):
+                return change  # a bad PDU is answered as such, whatever the message's state
+            if row is None or row["claimed_by"] is not None:
+                return S.ESME_RREPLACEFAIL
+            done = await conn.fetchval(
+                """UPDATE messages SET text = $2, encoding = $3, data_coding = $4,
+                       registered_delivery = $5, scheduled_for = $6, valid_until = $7,
+                       updated_at = now()
+                   WHERE id = $1 AND status = $8 AND parts = $9 RETURNING id""",
+                message.id, change.text, change.encoding, change.data_coding,
+                change.registered_delivery, change.scheduled_for, change.valid_until,
+                str(Status.BILLED), message.parts,
+            )
+            if done is None:
+                return S.ESME_RREPLACEFAIL
+            if change.scheduled_for != message.scheduled_for:
+                await conn.execute(
+                    "UPDATE send_queue SET not_before = coalesce($2, now()) WHERE message_id = $1",
+                    message.id, change.scheduled_for,
+                )
+        log.info("event=smpp_replaced message=%s account=%s", message.id, account.id)
+        return None
 
     async def _cancel(self, account: SmppAccount, pdu: CancelSm) -> Any:
         message = await self._own(account, pdu.message_id)
