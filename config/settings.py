@@ -108,7 +108,8 @@ class Settings:
     )
     secret_key: str = _setting(
         "HERALD_SECRET_KEY", _str, "",
-        "signs sessions and tokens; empty generates one, kept under the var directory",
+        "signs sessions and tokens, seals callback signing secrets; empty generates one,"
+        " kept in the database (set it here to keep it out of database copies)",
     )
     public_url: str = _setting(
         "HERALD_PUBLIC_URL", _url("http", "https"), "",
@@ -153,6 +154,11 @@ class Settings:
         "HERALD_CALLBACK_LEASE", _seconds(1, 3600), 60.0,
         "seconds a process holds a claimed HTTP callback before another may send it;"
         " after a crash, callbacks in flight wait this long",
+    )
+    early_receipt_horizon: float = _setting(
+        "HERALD_EARLY_RECEIPT_HORIZON", _seconds(60, 30 * 86400), 86400.0,
+        "seconds a delivery receipt that arrived before its message's vendor id was recorded"
+        " is kept and applied again; older ones are dropped with a log line",
     )
 
     @property

@@ -8,7 +8,8 @@ Two kinds of bearer credentials (spec §12, "API Connections"):
 * A **JWT** from ``POST /api/login`` (HTTP Basic with a portal user's e-mail
   and password; HS256 signed with the process secret key, valid
   :data:`TOKEN_MINUTES` minutes) manages the partner's keys:
-  ``GET|POST /api/keys``, ``POST /api/keys/{id}/refresh``, ``DELETE /api/keys/{id}``.
+  ``GET|POST /api/keys``, ``POST /api/keys/{id}/refresh``, ``DELETE /api/keys/{id}``,
+  ``POST /api/keys/{id}/signing-secret`` (a new callback signing secret, returned once).
   Another partner's key is answered 404, like a key that does not exist.
 
 ``send_sms`` parses the request (a JSON object, a JSON array of objects, or
@@ -206,14 +207,24 @@ async def list_keys(request: web.Request) -> web.Response:
 async def create_key(request: web.Request) -> web.Response:
     who = await _token_user(request)
     body = await _json_object(request)
-    key, plain = await apikeys.create(
-        request.app[DB], partner_id=who.partner_id, created_by=who.user_id,
-        name=str(body.get("name") or ""), callback_url=str(body.get("callbackUrl") or ""),
-        ttl=str(body.get("expiry") or "30d"),
+    new = await apikeys.create_with_secret(
+        request.app[DB], app_secret=request.app[SETTINGS].secret_key, partner_id=who.partner_id,
+        created_by=who.user_id, name=str(body.get("name") or ""),
+        callback_url=str(body.get("callbackUrl") or ""), ttl=str(body.get("expiry") or "30d"),
     )
-    data = _key_json(key, datetime.now(UTC))
-    data["key"] = plain  # shown this once; only its hash is kept
+    data = _key_json(new.key, datetime.now(UTC))
+    data["key"] = new.plain  # shown this once; only its hash is kept
+    data["signingSecret"] = new.signing_secret  # shown this once; kept sealed
     return web.json_response(data, status=201)
+
+
+async def rotate_signing_secret(request: web.Request) -> web.Response:
+    who = await _token_user(request)
+    key, secret = await apikeys.rotate_signing_secret(
+        request.app[DB], who.partner_id, _key_id(request), request.app[SETTINGS].secret_key)
+    data = _key_json(key, datetime.now(UTC))
+    data["signingSecret"] = secret
+    return web.json_response(data)
 
 
 async def refresh_key(request: web.Request) -> web.Response:
@@ -427,6 +438,17 @@ async def send_sms(request: web.Request) -> web.Response:
 # -- OpenAPI ----------------------------------------------------------------------------------
 
 
+# How a callback receiver checks a callback (also in README.md, "HTTP API").
+CALLBACK_SIGNATURE_DOC = (
+    "Each callback carries `X-Herald-Signature: t=<unix seconds>,v1=<hex>`. `v1` is"
+    " HMAC-SHA256, keyed with the API key's signing secret (the `hrs_…` value shown once"
+    " with the key, or when it is rotated) as UTF-8 bytes, over the ASCII of `t`, a dot,"
+    " and the raw request body exactly as received. To check: recompute it, compare in"
+    " constant time, and refuse a `t` more than 5 minutes from your clock (replays)."
+    " A retried callback is signed again with a new `t`."
+)
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.0 description of this module's endpoints."""
     error = {"$ref": "#/components/schemas/Error"}
@@ -466,7 +488,10 @@ def openapi_document() -> dict[str, Any]:
         "status": {"type": "string", "enum": ["active", "expired"]},
         "prefix": {"type": "string"}, "expiresAt": {"type": "string", "nullable": True},
         "lastUsedAt": {"type": "string", "nullable": True}, "createdAt": {"type": "string"},
-        "key": {"type": "string", "description": "Only in the answer to creation."}}}
+        "key": {"type": "string", "description": "Only in the answer to creation."},
+        "signingSecret": {"type": "string", "description":
+                          "The callback signing secret (hrs_…): only in the answers to creation"
+                          " and to rotating it."}}}
     query_params = [
         {"name": name, "in": "query", "required": name in ("channels", "from", "to", "message"),
          "schema": {"type": "string"}}
@@ -480,6 +505,24 @@ def openapi_document() -> dict[str, Any]:
     }
     key_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer"}}
     jwt_only = [{"token": []}]
+    callback_body = {"type": "object", "required": ["transactionID", "dnis", "status", "eventTime",
+                                                    "channel"], "properties": {
+        "transactionID": {"type": "string", "description": "The id send_sms answered."},
+        "dnis": {"type": "string", "description": "The recipient (for a reply: its sender)."},
+        "status": {"type": "string", "enum": ["BILLED", "SENT", "DELIVERED", "UNDELIVERED",
+                                              "FAILED", "SEEN"]},
+        "eventTime": {"type": "string", "example": "2026-11-25T11:47:45.123+00:00"},
+        "channel": {"type": "string", "enum": ["SMS", "VIBER"]},
+        "message": {"type": "string", "description": "Only in an incoming reply (acceptMO)."}}}
+    callbacks_doc = {"statusCallback": {"{callback URL of the API key}": {"post": {
+        "summary": "Delivery report or incoming reply, POSTed to the key's callback URL",
+        "description": CALLBACK_SIGNATURE_DOC,
+        "parameters": [{"name": "X-Herald-Signature", "in": "header", "required": True,
+                        "schema": {"type": "string", "example": "t=1764071265,v1=5d41…"}}],
+        "requestBody": {"required": True, "content": {"application/json": {
+            "schema": callback_body}}},
+        "responses": {"2XX": {"description": "Received. Anything else is retried with backoff."}},
+    }}}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Herald API", "version": "1.0",
@@ -491,9 +534,10 @@ def openapi_document() -> dict[str, Any]:
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": {"oneOf": [send_request,
                                                   {"type": "array", "items": send_request}]}}}},
-                         "responses": send_answers},
+                         "responses": send_answers, "callbacks": callbacks_doc},
                 "get": {"summary": "Send a message (query parameters)", "security": [{"apiKey": []}],
-                        "parameters": query_params, "responses": send_answers},
+                        "parameters": query_params, "responses": send_answers,
+                        "callbacks": callbacks_doc},
             },
             "/api/login": {"post": {
                 "summary": "Exchange a portal user's e-mail and password for a token",
@@ -527,6 +571,13 @@ def openapi_document() -> dict[str, Any]:
                 "parameters": [key_id],
                 "responses": {"200": answer("The key.", key_schema),
                               "404": answer("No such key."), "401": answer("Missing token.")}}},
+            "/api/keys/{id}/signing-secret": {"post": {
+                "summary": "Replace the key's callback signing secret (the new one is returned once)",
+                "description": "The previous secret stops working at once, also for callbacks"
+                               " still being retried.",
+                "security": jwt_only, "parameters": [key_id],
+                "responses": {"200": answer("The key with its new signingSecret.", key_schema),
+                              "404": answer("No such key."), "401": answer("Missing token.")}}},
             "/api/keys/{id}": {"delete": {
                 "summary": "Remove a key for good", "security": jwt_only, "parameters": [key_id],
                 "responses": {"204": {"description": "Removed."}, "404": answer("No such key."),
@@ -558,6 +609,7 @@ def setup(app: web.Application) -> None:
     router.add_get("/api/keys", list_keys)
     router.add_post("/api/keys", create_key)
     router.add_post(r"/api/keys/{key_id:\d+}/refresh", refresh_key)
+    router.add_post(r"/api/keys/{key_id:\d+}/signing-secret", rotate_signing_secret)
     router.add_delete(r"/api/keys/{key_id:\d+}", delete_key)
     router.add_get("/api/openapi.json", openapi)
 

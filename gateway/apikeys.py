@@ -7,6 +7,17 @@ among that partner's keys, an optional callback URL for delivery reports and
 an expiry chosen from a fixed list, which "refresh" starts again from now.
 Removing a key keeps the row (``removed_at``) so the messages sent with it can
 still name it; a removed or expired key never authenticates.
+
+Callback signing secret (migration 0380): each key also has a random secret
+(``hrs_…``) that signs the HTTP callbacks of the messages sent with it
+(:mod:`gateway.callbacks`, header ``X-Herald-Signature``). Unlike the key, Herald
+must use it, not just check it, so it is stored sealed with the process secret
+key (:mod:`gateway.secretbox`, AES-GCM bound to the key's hash) and never next
+to anything that reveals it. It is shown once, with the key at creation
+(:func:`create_with_secret`) or when its owner replaces it
+(:func:`rotate_signing_secret`). Keys created before 0380, or through
+:func:`create` alone, get one the first time a callback must be signed
+(:func:`callback_signing_key`); their owner sees it by rotating it.
 """
 
 from __future__ import annotations
@@ -20,8 +31,11 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from config.errors import Conflict, HeraldError, Invalid, NotFound
+from gateway import secretbox
 
 KEY_PREFIX = "hrd_"
+SIGNING_SECRET_PREFIX = "hrs_"
+SIGNING_PURPOSE = "api-key-signing-secret"  # the secretbox label of these secrets
 NAME_MAX = 60
 CALLBACK_MAX = 2000
 
@@ -86,6 +100,21 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def generate_signing_secret() -> str:
+    """A new callback signing secret: the prefix and 43 URL-safe characters (256 bits)."""
+    return SIGNING_SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+def seal_signing_secret(app_secret: str, key_hash: bytes, secret: str) -> bytes:
+    """The stored form of a signing secret: sealed, and only valid on the row of ``key_hash``."""
+    return secretbox.seal(app_secret, SIGNING_PURPOSE, secret.encode(), bytes(key_hash))
+
+
+def open_signing_secret(app_secret: str, key_hash: bytes, sealed: bytes) -> str:
+    """The signing secret of a stored row; :class:`gateway.secretbox.Unreadable` if it does not open."""
+    return secretbox.unseal(app_secret, SIGNING_PURPOSE, sealed, bytes(key_hash)).decode()
+
+
 def validate_name(name: str) -> str:
     """The key name, stripped; 1 to 60 characters."""
     name = (name or "").strip()
@@ -115,8 +144,9 @@ def validate_ttl(ttl: str) -> str:
 
 _INSERT = f"""
 INSERT INTO api_keys (partner_id, created_by, name, callback_url, key_hash, key_prefix, ttl,
-                      expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::text::interval)
+                      expires_at, signing_secret, signing_secret_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, now() + $8::text::interval, $9,
+        CASE WHEN $9::bytea IS NULL THEN NULL ELSE now() END)
 RETURNING {_COLUMNS}"""
 
 
@@ -124,33 +154,69 @@ async def create(
     conn: asyncpg.Connection | asyncpg.Pool, *, partner_id: int, created_by: int | None,
     name: str, callback_url: str = "", ttl: str = "30d",
 ) -> tuple[ApiKey, str]:
-    """Create a key; returns it with the plain key, which is never available again."""
+    """Create a key; returns it with the plain key, which is never available again.
+
+    The key gets no signing secret here (one is issued when a callback first
+    needs it); :func:`create_with_secret` is what the portal and the API use.
+    """
+    new = await _create(conn, partner_id, created_by, name, callback_url, ttl, app_secret="")
+    return new.key, new.plain
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    """A key just created, with the two values shown to its owner this once."""
+
+    key: ApiKey
+    plain: str
+    signing_secret: str
+
+
+async def create_with_secret(
+    conn: asyncpg.Connection | asyncpg.Pool, *, app_secret: str, partner_id: int,
+    created_by: int | None, name: str, callback_url: str = "", ttl: str = "30d",
+) -> NewKey:
+    """Create a key and its callback signing secret (sealed with ``app_secret``) in one row."""
+    if not app_secret:
+        raise ValueError("a secret key is needed to store the signing secret")
+    return await _create(conn, partner_id, created_by, name, callback_url, ttl, app_secret)
+
+
+async def _create(
+    conn: asyncpg.Connection | asyncpg.Pool, partner_id: int, created_by: int | None, name: str,
+    callback_url: str, ttl: str, app_secret: str,
+) -> NewKey:
     name = validate_name(name)
     callback_url = validate_callback_url(callback_url)
     ttl = validate_ttl(ttl)
     plain = generate_key()
+    secret = generate_signing_secret() if app_secret else ""
+    sealed = seal_signing_secret(app_secret, hash_key(plain), secret) if secret else None
     if isinstance(conn, asyncpg.Pool):
         async with conn.acquire() as connection:
-            return await _insert(connection, partner_id, created_by, name, callback_url, ttl, plain)
-    return await _insert(conn, partner_id, created_by, name, callback_url, ttl, plain)
+            key = await _insert(connection, partner_id, created_by, name, callback_url, ttl, plain,
+                                sealed)
+    else:
+        key = await _insert(conn, partner_id, created_by, name, callback_url, ttl, plain, sealed)
+    return NewKey(key, plain, secret)
 
 
 async def _insert(
     conn: asyncpg.Connection, partner_id: int, created_by: int | None, name: str,
-    callback_url: str, ttl: str, plain: str,
-) -> tuple[ApiKey, str]:
+    callback_url: str, ttl: str, plain: str, sealed: bytes | None,
+) -> ApiKey:
     try:
         # A savepoint inside the caller's transaction: a clashing name leaves it usable.
         async with conn.transaction():
             row = await conn.fetchrow(
                 _INSERT, partner_id, created_by, name, callback_url, hash_key(plain),
-                plain[: len(KEY_PREFIX) + 6], ttl, TTL_CHOICES[ttl],
+                plain[: len(KEY_PREFIX) + 6], ttl, TTL_CHOICES[ttl], sealed,
             )
     except asyncpg.UniqueViolationError as exc:
         if exc.constraint_name == "api_keys_name_per_partner":
             raise Conflict("A key with this name already exists.", field="name") from exc
         raise
-    return _key(row), plain
+    return _key(row)
 
 
 _VERIFY = f"""
@@ -257,6 +323,69 @@ async def list_page(
         at, at_id = after if after is not None else (None, 0)
         rows = await conn.fetch(_LIST_AFTER, partner_id, search, status, at, at_id, limit)
     return [_key(r) for r in rows]
+
+
+_ROW_FOR_SECRET = f"""
+SELECT {_COLUMNS}, key_hash FROM api_keys
+WHERE id = $1 AND partner_id = $2 AND removed_at IS NULL FOR UPDATE"""
+
+_SET_SECRET = """
+UPDATE api_keys SET signing_secret = $2, signing_secret_at = now() WHERE id = $1"""
+
+
+async def rotate_signing_secret(
+    conn: asyncpg.Connection | asyncpg.Pool, partner_id: int, key_id: int, app_secret: str,
+) -> tuple[ApiKey, str]:
+    """Replace the key's signing secret; returns the key and the new secret, shown this once.
+
+    Callbacks sent from now on (retries of older ones too) carry the new signature;
+    the old secret stops working at once.
+    """
+    if isinstance(conn, asyncpg.Pool):
+        async with conn.acquire() as connection:
+            return await rotate_signing_secret(connection, partner_id, key_id, app_secret)
+    secret = generate_signing_secret()
+    async with conn.transaction():
+        row = await conn.fetchrow(_ROW_FOR_SECRET, key_id, partner_id)
+        if row is None:
+            raise NotFound("No such API key.")
+        await conn.execute(_SET_SECRET, key_id,
+                           seal_signing_secret(app_secret, row["key_hash"], secret))
+    fields = dict(row)
+    del fields["key_hash"]
+    return ApiKey(**fields), secret
+
+
+_SIGNING_ROW = "SELECT key_hash, signing_secret FROM api_keys WHERE id = $1"
+
+# First use: only a key that still has none gets one, so two processes agree on it.
+_ISSUE_SECRET = """
+UPDATE api_keys SET signing_secret = $2, signing_secret_at = now()
+WHERE id = $1 AND signing_secret IS NULL
+RETURNING signing_secret"""
+
+
+async def callback_signing_key(
+    conn: asyncpg.Connection | asyncpg.Pool, key_id: int, app_secret: str,
+) -> bytes | None:
+    """The HMAC key of the callbacks of messages sent with key ``key_id`` (None: no such key).
+
+    It is the signing secret as UTF-8 bytes. Removed and expired keys still sign
+    (their messages' reports keep coming). A key without a secret (created before
+    migration 0380, or with :func:`create`) is given one now; its owner sees it by
+    rotating it. Raises :class:`gateway.secretbox.Unreadable` when the stored
+    secret was sealed under another secret key: rotating it is the cure.
+    """
+    row = await conn.fetchrow(_SIGNING_ROW, key_id)
+    if row is None:
+        return None
+    sealed = row["signing_secret"]
+    if sealed is None:
+        fresh = seal_signing_secret(app_secret, row["key_hash"], generate_signing_secret())
+        sealed = await conn.fetchval(_ISSUE_SECRET, key_id, fresh)
+        if sealed is None:  # another process issued one first: use theirs
+            sealed = await conn.fetchval("SELECT signing_secret FROM api_keys WHERE id = $1", key_id)
+    return open_signing_secret(app_secret, row["key_hash"], sealed).encode()
 
 
 async def refusal_reason(conn: asyncpg.Connection | asyncpg.Pool, key: str) -> str:

@@ -30,8 +30,12 @@ How (migration 0302, table ``callback_outbox``):
   before it can take its id.
 * Signature: header ``X-Herald-Signature: t=<unix seconds>,v1=<hex>`` where
   ``v1`` is HMAC-SHA256 over ``"<t>." + body`` with the key the dispatcher's
-  ``key_for(job)`` returns (per API key or partner secret; the dispatcher does
-  not decide). Receivers check it with :func:`verify`, rejecting old ``t``.
+  ``key_for(job)`` returns (the dispatcher does not decide; Herald's resolver,
+  :func:`gateway.services.callback_key_resolver`, gives the API key's own
+  signing secret, :mod:`gateway.apikeys`). A resolver that raises fails the
+  attempt, which is retried like a failed POST. Receivers check it with
+  :func:`verify`, rejecting old ``t``; the recipe for clients is in README.md
+  and the OpenAPI document (``gateway.api.CALLBACK_SIGNATURE_DOC``).
 
 Public API::
 

@@ -23,7 +23,8 @@ What happens, in order
    is then recognised and ignored, while a different payload under the same
    reference starts a new set.
    A set still incomplete ``reassembly_timeout`` seconds after its first part
-   (checked as MO arrive, or by :meth:`MoHandler.expire_parts`) is stored as
+   (checked as MO arrive, and on a timer by :mod:`gateway.housekeeping` through
+   :meth:`MoHandler.expire_parts`) is stored as
    an incomplete MO (``complete`` false, ``parts`` = parts received) and not
    acted on: a fragment must not trigger a keyword. A set found complete then
    (its last part committed just before a crash) is processed normally.
@@ -47,7 +48,7 @@ Public API::
     MoHandler(pool, pipeline, *, notify=None, reassembly_timeout=60.0)
         await receive_pdu(vendor_id, pdu) -> int | None      # command_status to answer
         await receive(vendor_id, source, destination, text, parts=1) -> MoResult
-        await expire_parts() -> list[MoResult]               # sets older than the timeout
+        await expire_parts(now=None) -> list[MoResult]       # sets older than the timeout
     join_parts(rows, total) -> (text, parts, complete)       # pure
     load_templates(conn, partner_id) -> list[ReplyTemplate]
     add_template(conn, partner_id, keywords, reply_text, *, priority=5, action="none") -> int
@@ -60,6 +61,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
@@ -117,9 +119,10 @@ RETURNING seq, vendor_id, data_coding, payload"""
 _STALE_SETS = """
 SELECT source, destination, ref, total FROM mo_parts WHERE taken_at IS NULL
 GROUP BY source, destination, ref, total
-HAVING min(received_at) < now() - make_interval(secs => $1)"""
+HAVING min(received_at) < coalesce($2, now()) - make_interval(secs => $1)"""
 
-_FORGET_TAKEN = "DELETE FROM mo_parts WHERE taken_at < now() - make_interval(secs => $1)"
+_FORGET_TAKEN = """
+DELETE FROM mo_parts WHERE taken_at < coalesce($2, now()) - make_interval(secs => $1)"""
 
 
 def join_parts(rows, total: int) -> tuple[str, int, bool]:
@@ -230,10 +233,14 @@ class MoHandler:
             await self._receive(vendor_id, key.source, key.destination, parts_set=key)
         return None
 
-    async def expire_parts(self) -> list[MoResult]:
-        """Store the sets whose first part is older than the reassembly timeout."""
-        await self.pool.execute(_FORGET_TAKEN, float(self.reassembly_timeout))
-        stale = await self.pool.fetch(_STALE_SETS, float(self.reassembly_timeout))
+    async def expire_parts(self, now: datetime | None = None) -> list[MoResult]:
+        """Store the sets whose first part is older than the reassembly timeout at ``now``.
+
+        ``now`` defaults to the database clock; the housekeeping service calls this
+        on a timer, so a set expires even when no more MO traffic arrives.
+        """
+        await self.pool.execute(_FORGET_TAKEN, float(self.reassembly_timeout), now)
+        stale = await self.pool.fetch(_STALE_SETS, float(self.reassembly_timeout), now)
         results = []
         for row in stale:
             key = PartSet(row["source"], row["destination"], row["ref"], row["total"])

@@ -22,7 +22,7 @@ from typing import Protocol
 
 from aiohttp import web
 
-from gateway import apikeys
+from gateway import apikeys, secretbox
 from gateway.app import DB, REDIS, SETTINGS
 from gateway.callbacks import CallbackDispatcher, CallbackJob
 from gateway.housekeeping import Housekeeping
@@ -62,32 +62,51 @@ def install(app: web.Application) -> None:
 def callback_key_resolver(app: web.Application):
     """``key_for`` of the callback dispatcher: callbacks are signed per API key.
 
-    The HMAC key is the SHA-256 of the API key (what Herald stores): the client
-    holds the key itself, so it can compute the same digest and check
-    ``X-Herald-Signature`` without Herald ever storing a usable secret.
-    Messages that came without an API key (SMPP, campaigns) are sent unsigned.
+    The HMAC key is the API key's own signing secret (:func:`gateway.apikeys.callback_signing_key`),
+    kept sealed with the process secret key: the database alone does not give it
+    away, unlike the key hash it replaces. A key that has none yet (created before
+    migration 0380) is given one now. Messages that came without an API key (SMPP,
+    campaigns) are sent unsigned.
     """
 
     async def key_for(job: CallbackJob) -> bytes | None:
         if job.api_key_id is None:
             return None
-        return await app[DB].fetchval("SELECT key_hash FROM api_keys WHERE id = $1", job.api_key_id)
+        try:
+            return await apikeys.callback_signing_key(app[DB], job.api_key_id,
+                                                      app[SETTINGS].secret_key)
+        except secretbox.Unreadable:
+            # The attempt fails and is retried: rotating the key's secret fixes it.
+            log.error("event=callback_secret_unreadable api_key=%s hint=secret_key_changed",
+                      job.api_key_id)
+            raise
 
     return key_for
 
 
-def signing_key(api_key: str) -> bytes:
-    """The callback signing key a client derives from its API key (see :func:`callback_key_resolver`).
-
-    It is exactly the digest Herald stores for the key, so the two cannot drift apart.
-    """
-    return apikeys.hash_key(api_key)
+def signing_key(signing_secret: str) -> bytes:
+    """The HMAC key a receiver uses: the signing secret shown with the key (or on rotation),
+    as UTF-8 bytes. The same bytes :func:`callback_key_resolver` signs with."""
+    return signing_secret.encode()
 
 
 def build_services(app: web.Application) -> list[Service]:
-    """The services this process runs, built on the application's resources."""
+    """The services this process runs, built on the application's resources.
+
+    Housekeeping starts last (stops first): it re-applies early receipts through
+    the connectors' receipt writer and expires MO part sets with their MO handler.
+    """
+    from gateway.connectors import Connectors
     from gateway.smpp_ingress import smpp_services  # SMPP server, vendor connectors, MO
 
+    settings = app[SETTINGS]
     dispatcher = CallbackDispatcher(app[DB], callback_key_resolver(app),
-                                    lease=app[SETTINGS].callback_lease)
-    return [dispatcher, Housekeeping(app[DB]), *smpp_services(app)]
+                                    lease=settings.callback_lease)
+    smpp = smpp_services(app)
+    connectors = next((s for s in smpp if isinstance(s, Connectors)), None)
+    housekeeping = Housekeeping(
+        app[DB], mo=connectors.mo if connectors else None,
+        receipts=connectors.receipts if connectors else None,
+        receipt_horizon=settings.early_receipt_horizon,
+    )
+    return [dispatcher, *smpp, housekeeping]

@@ -9,7 +9,7 @@ from aiohttp_session import get_session
 
 from config.errors import HeraldError
 from gateway import apikeys
-from gateway.app import DB
+from gateway.app import DB, SETTINGS
 from portal import i18n, tables
 from portal.auth import login_required, signed_in
 from portal.forms import Field, Form
@@ -17,7 +17,8 @@ from portal.i18n import N_
 from portal.render import flash, public_base, render
 
 routes = web.RouteTableDef()
-NEW_KEY = "new_api_key"  # session key: the plain key, shown on the next page and dropped
+# Session key: the plain key and/or signing secret, shown on the next page and dropped.
+NEW_KEY = "new_api_key"
 
 TTL_LABELS = {
     "1d": N_("1 day"), "7d": N_("7 days"), "30d": N_("30 days"), "3m": N_("3 months"),
@@ -124,17 +125,17 @@ async def create_key(request: web.Request) -> web.Response:
     form = Form(KEY_FIELDS, await request.post())
     if form.validate():
         try:
-            key, plain = await apikeys.create(
-                request.app[DB], partner_id=user.partner_id, created_by=user.id,
-                name=form.cleaned["name"], callback_url=form.cleaned["callback_url"],
-                ttl=form.cleaned["ttl"],
+            new = await apikeys.create_with_secret(
+                request.app[DB], app_secret=request.app[SETTINGS].secret_key,
+                partner_id=user.partner_id, created_by=user.id, name=form.cleaned["name"],
+                callback_url=form.cleaned["callback_url"], ttl=form.cleaned["ttl"],
             )
         except HeraldError as exc:
             form.fail(exc)
     if not form.valid:
         return _render_new(request, form, status=400)
     session = await get_session(request)
-    session[NEW_KEY] = {"name": key.name, "key": plain}
+    session[NEW_KEY] = {"name": new.key.name, "key": new.plain, "signing_secret": new.signing_secret}
     raise web.HTTPSeeOther("/api-connections/keys")
 
 
@@ -150,6 +151,18 @@ def _key_id(request: web.Request) -> int:
 async def refresh_key(request: web.Request) -> web.Response:
     key = await apikeys.refresh(request.app[DB], signed_in(request).partner_id, _key_id(request))
     await flash(request, N_("The key “%(name)s” is valid again from now."), name=key.name)
+    raise web.HTTPSeeOther("/api-connections/keys")
+
+
+@routes.post(r"/api-connections/keys/{key_id:\d+}/signing-secret")
+@login_required
+async def rotate_signing_secret(request: web.Request) -> web.Response:
+    """A new callback signing secret, shown once on the keys page like a new key."""
+    key, secret = await apikeys.rotate_signing_secret(
+        request.app[DB], signed_in(request).partner_id, _key_id(request),
+        request.app[SETTINGS].secret_key)
+    session = await get_session(request)
+    session[NEW_KEY] = {"name": key.name, "signing_secret": secret}
     raise web.HTTPSeeOther("/api-connections/keys")
 
 

@@ -12,6 +12,7 @@ import pytest_asyncio
 from aiohttp import web
 
 from gateway import apikeys, callbacks
+from gateway.app import SETTINGS
 from gateway.delivery import record_receipt
 from gateway.keys import PIPELINE
 from gateway.main import build_app
@@ -201,6 +202,16 @@ async def test_token_and_key_management(client, pool):
     assert created["expiry"] == "7d" and created["callbackUrl"] == "http://127.0.0.1:9/dlr"
     stored = await pool.fetchval("SELECT key_hash FROM api_keys WHERE id = $1", created["id"])
     assert stored == apikeys.hash_key(created["key"])            # only the hash is kept
+    secret = created["signingSecret"]
+    assert secret.startswith("hrs_")
+    assert await apikeys.callback_signing_key(pool, created["id"], client.app[SETTINGS].secret_key) \
+        == secret.encode()
+    resp = await client.post(f"/api/keys/{created['id']}/signing-secret", headers=auth)
+    assert resp.status == 200
+    rotated = (await resp.json())["signingSecret"]
+    assert rotated.startswith("hrs_") and rotated != secret and "key" not in await resp.json()
+    assert await apikeys.callback_signing_key(pool, created["id"], client.app[SETTINGS].secret_key) \
+        == rotated.encode()
 
     resp = await client.post("/api/keys", headers=auth, json={"name": "shop", "expiry": "1y"})
     assert resp.status == 409
@@ -212,6 +223,7 @@ async def test_token_and_key_management(client, pool):
     resp = await client.get("/api/keys", headers=auth)
     keys = (await resp.json())["keys"]
     assert [k["name"] for k in keys] == ["shop"] and "key" not in keys[0]
+    assert "signingSecret" not in keys[0]
 
     resp = await client.post("/api/send_sms", headers=bearer(created["key"]), json=body())
     assert resp.status == 200
@@ -265,7 +277,10 @@ async def test_delivery_report_reaches_the_callback_signed(client, pool, make_cl
     url = str(hook_client.make_url("/dlr"))
 
     world = await make_world(pool)
-    _, plain = await new_key(pool, world, callback_url=url)
+    new = await apikeys.create_with_secret(
+        pool, app_secret=client.app[SETTINGS].secret_key, partner_id=world.partner_id,
+        created_by=world.user_id, name="main", callback_url=url)
+    plain = new.plain
     resp = await client.post("/api/send_sms", headers=bearer(plain), json=body())
     message_id = uuid.UUID(split((await resp.json())["results"][0])[1])
     async with pool.acquire() as conn:
@@ -284,8 +299,13 @@ async def test_delivery_report_reaches_the_callback_signed(client, pool, make_cl
     payload, raw, signature = received[0]
     assert payload["transactionID"] == str(message_id) and payload["status"] == "DELIVERED"
     assert payload["dnis"] == RU_MOBILE and payload["channel"] == "SMS"
-    assert callbacks.verify(signing_key(plain), signature, raw)
-    assert not callbacks.verify(signing_key(plain + "x"), signature, raw)
+    assert callbacks.verify(signing_key(new.signing_secret), signature, raw)
+    assert not callbacks.verify(signing_key(new.signing_secret + "x"), signature, raw)
+    # What the database holds no longer signs: neither the key hash nor the sealed secret.
+    row = await pool.fetchrow("SELECT key_hash, signing_secret FROM api_keys WHERE id = $1",
+                              new.key.id)
+    assert not callbacks.verify(bytes(row["key_hash"]), signature, raw)
+    assert new.signing_secret.encode() not in bytes(row["signing_secret"])
 
 
 async def test_openapi_document(client):
@@ -293,7 +313,12 @@ async def test_openapi_document(client):
     assert resp.status == 200
     doc = await resp.json()
     assert doc["openapi"].startswith("3.") and "/api/send_sms" in doc["paths"]
-    assert {"/api/login", "/api/keys", "/api/keys/{id}/refresh", "/api/keys/{id}"} <= set(doc["paths"])
+    assert {"/api/login", "/api/keys", "/api/keys/{id}/refresh", "/api/keys/{id}",
+            "/api/keys/{id}/signing-secret"} <= set(doc["paths"])
+    signed = doc["paths"]["/api/send_sms"]["post"]["callbacks"]["statusCallback"]
+    (hook,) = signed.values()
+    assert "HMAC-SHA256" in hook["post"]["description"]
+    assert hook["post"]["parameters"][0]["name"] == "X-Herald-Signature"
     validate = pytest.importorskip("openapi_spec_validator").validate
     validate(doc)
     assert isinstance(client.app[PIPELINE], Pipeline)  # where the SMPP server finds it

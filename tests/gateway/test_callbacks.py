@@ -7,11 +7,17 @@ import json
 import time
 from datetime import UTC, datetime
 
+import pytest
 from aiohttp import web
 
+from config.errors import NotFound
+from config.settings import load_settings
+from gateway import apikeys, secretbox
 from gateway import callbacks as cb
 from gateway import messages as m
+from gateway.app import DB, SETTINGS
 from gateway.messages import Event, NewMessage, Status
+from gateway.services import callback_key_resolver, signing_key
 
 KEY = b"partner-secret"
 
@@ -235,3 +241,109 @@ async def test_two_dispatchers_deliver_each_event_once_in_order(db_url):
     finally:
         for p in pools:
             await p.close()
+
+
+# Per-key signing secrets (migration 0380): what Herald's own resolver signs with.
+
+APP_SECRET = "app-secret-for-sealing-" + "y" * 30
+
+
+def _herald(pool, app_secret: str = APP_SECRET) -> web.Application:
+    """The two application slots the resolver reads."""
+    app = web.Application()
+    app[DB] = pool
+    app[SETTINGS] = load_settings({}).replace(secret_key=app_secret)
+    return app
+
+
+async def _owner(pool) -> int:
+    return await pool.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
+
+
+async def _report(pool, url: str, key_id: int, event: Event = Event.SENT, msg=None):
+    async with pool.acquire() as conn:
+        msg = msg or await _message(conn, url, api_key_id=key_id)
+        await _transition(conn, msg.id, event)
+    return msg
+
+
+async def test_receiver_verifies_with_the_secret_shown_at_creation_and_rotation(pool):
+    partner = await _owner(pool)
+    async with Receiver() as rx:
+        new = await apikeys.create_with_secret(pool, app_secret=APP_SECRET, partner_id=partner,
+                                               created_by=None, name="Shop", callback_url=rx.url)
+        assert new.signing_secret.startswith("hrs_") and new.signing_secret != new.plain
+        row = await pool.fetchrow("SELECT * FROM api_keys WHERE id = $1", new.key.id)
+        # Nothing in the row is (or contains) the secret in clear.
+        token = new.signing_secret.removeprefix("hrs_").encode()
+        assert all(token not in (v if isinstance(v, bytes) else str(v).encode())
+                   for v in row.values() if v is not None)
+        with pytest.raises(secretbox.Unreadable):  # the database alone does not open it
+            apikeys.open_signing_secret("another-secret-key", row["key_hash"], row["signing_secret"])
+
+        dispatcher = cb.CallbackDispatcher(pool, callback_key_resolver(_herald(pool)))
+        msg = await _report(pool, rx.url, new.key.id)
+        assert await dispatcher.run_once() == 1
+        (first,) = rx.accepted
+        assert cb.verify(signing_key(new.signing_secret), first["signature"], first["raw"])
+        # The old scheme (the key's SHA-256, stored in the row) no longer verifies.
+        assert not cb.verify(bytes(row["key_hash"]), first["signature"], first["raw"])
+        assert not cb.verify(apikeys.hash_key(new.plain), first["signature"], first["raw"])
+
+        key, rotated = await apikeys.rotate_signing_secret(pool, partner, new.key.id, APP_SECRET)
+        assert key.id == new.key.id and rotated != new.signing_secret
+        await _report(pool, rx.url, new.key.id, Event.DELIVERED, msg)
+        assert await dispatcher.run_once() == 1
+        second = rx.accepted[1]
+        assert second["body"]["status"] == "DELIVERED"
+        assert cb.verify(signing_key(rotated), second["signature"], second["raw"])
+        assert not cb.verify(signing_key(new.signing_secret), second["signature"], second["raw"])
+
+
+async def test_rotation_is_refused_for_other_partners_and_removed_keys(pool):
+    partner = await _owner(pool)
+    new = await apikeys.create_with_secret(pool, app_secret=APP_SECRET, partner_id=partner,
+                                           created_by=None, name="Shop")
+    with pytest.raises(NotFound):
+        await apikeys.rotate_signing_secret(pool, partner + 999, new.key.id, APP_SECRET)
+    await apikeys.remove_one(pool, partner, new.key.id)
+    with pytest.raises(NotFound):
+        await apikeys.rotate_signing_secret(pool, partner, new.key.id, APP_SECRET)
+    # Its messages' reports still get signed, with the secret it had.
+    assert await apikeys.callback_signing_key(pool, new.key.id, APP_SECRET) == \
+        new.signing_secret.encode()
+
+
+async def test_key_without_a_secret_gets_one_on_first_use(pool):
+    """Keys from before migration 0380: one secret, issued once, even under a race."""
+    partner = await _owner(pool)
+    key, _plain = await apikeys.create(pool, partner_id=partner, created_by=None, name="Old")
+    assert await pool.fetchval("SELECT signing_secret FROM api_keys WHERE id = $1", key.id) is None
+    first, second = await asyncio.gather(
+        apikeys.callback_signing_key(pool, key.id, APP_SECRET),
+        apikeys.callback_signing_key(pool, key.id, APP_SECRET))
+    assert first == second and first.startswith(b"hrs_")
+    assert await apikeys.callback_signing_key(pool, key.id, APP_SECRET) == first
+    assert await apikeys.callback_signing_key(pool, key.id + 1000, APP_SECRET) is None
+    # The owner learns it by rotating it.
+    _, shown = await apikeys.rotate_signing_secret(pool, partner, key.id, APP_SECRET)
+    assert await apikeys.callback_signing_key(pool, key.id, APP_SECRET) == shown.encode()
+
+
+async def test_a_secret_sealed_under_another_secret_key_fails_the_attempt_until_rotated(pool):
+    partner = await _owner(pool)
+    async with Receiver() as rx:
+        new = await apikeys.create_with_secret(pool, app_secret=APP_SECRET, partner_id=partner,
+                                               created_by=None, name="Shop", callback_url=rx.url)
+        changed = "the-operator-changed-the-secret-key-" + "z" * 20
+        dispatcher = cb.CallbackDispatcher(pool, callback_key_resolver(_herald(pool, changed)),
+                                           base_delay=0.0, rand=lambda: 0.0)
+        await _report(pool, rx.url, new.key.id)
+        assert await dispatcher.run_once() == 1
+        assert rx.calls == []  # never sent unsigned
+        row = await pool.fetchrow("SELECT state, last_error FROM callback_outbox")
+        assert row["state"] == "pending" and "Unreadable" in row["last_error"]
+        _, secret = await apikeys.rotate_signing_secret(pool, partner, new.key.id, changed)
+        assert await dispatcher.run_once() == 1
+        (call,) = rx.accepted
+        assert cb.verify(signing_key(secret), call["signature"], call["raw"])

@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config.errors import Conflict, Invalid, NotFound
-from gateway import apikeys
+from gateway import apikeys, callbacks, secretbox
+from gateway.app import SETTINGS
+from gateway.services import signing_key
 from portal.pages.api_connections import last_used_text
 from tests.portal.conftest import make_client_user, page, post, sign_in
 
@@ -112,6 +114,30 @@ async def test_keyset_pages(conn, partner):
     assert await apikeys.list_page(conn, partner, search="%") == []
 
 
+APP_SECRET = "portal-test-app-secret-" + "q" * 30
+
+
+async def test_signing_secret_is_shown_once_and_stored_sealed(conn, partner):
+    new = await apikeys.create_with_secret(conn, app_secret=APP_SECRET, partner_id=partner,
+                                           created_by=None, name="CRM")
+    assert new.signing_secret.startswith("hrs_") and len(new.signing_secret) > 40
+    row = await conn.fetchrow("SELECT key_hash, signing_secret, signing_secret_at FROM api_keys"
+                              " WHERE id = $1", new.key.id)
+    assert row["signing_secret_at"] is not None
+    assert new.signing_secret.encode() not in row["signing_secret"]
+    assert new.signing_secret.removeprefix("hrs_").encode() not in row["signing_secret"]
+    assert apikeys.open_signing_secret(APP_SECRET, row["key_hash"], row["signing_secret"]) \
+        == new.signing_secret
+    with pytest.raises(secretbox.Unreadable):      # another secret key does not open it
+        apikeys.open_signing_secret(APP_SECRET + "x", row["key_hash"], row["signing_secret"])
+    with pytest.raises(secretbox.Unreadable):      # nor does the sealed value on another row
+        apikeys.open_signing_secret(APP_SECRET, b"\x00" * 32, row["signing_secret"])
+    # The key itself (what authenticates) is unrelated to the signing secret.
+    assert (await apikeys.verify(conn, new.plain)).id == new.key.id
+    with pytest.raises(apikeys.InvalidApiKey):
+        await apikeys.verify(conn, new.signing_secret)
+
+
 def test_last_used_wording():
     now = datetime(2025, 6, 1, tzinfo=UTC)
     assert last_used_text(None, now) == "Never used"
@@ -141,6 +167,40 @@ async def test_create_key_shows_it_once(client, db, signed_in):
     assert shown not in html and "new-key-value" not in html
     assert "Shop" in html and "Active" in html
     assert "Last used within the past hour" in html  # verify() above used it
+
+
+async def test_new_key_shows_its_signing_secret_once_and_it_verifies_callbacks(
+        client, db, signed_in):
+    response = await post(client, "/api-connections/keys", {
+        "name": "Shop", "callback_url": "https://shop.test/dlr", "ttl": "3m"})
+    assert response.status == 303
+    _status, html = await page(client, "/api-connections/keys")
+    plain = re.search(r'id="new-key-value"[^>]*>(hrd_[^<]+)<', html).group(1)
+    secret = re.search(r'id="new-signing-secret"[^>]*>(hrs_[^<]+)<', html).group(1)
+    assert "Signing secret" in html and "X-Herald-Signature" in html
+    key = await apikeys.verify(db, plain)
+    # What Herald signs a callback with is what a receiver holding the shown secret checks.
+    app_secret = client.app[SETTINGS].secret_key
+    herald_key = await apikeys.callback_signing_key(db, key.id, app_secret)
+    body = b'{"transactionID":"x","status":"DELIVERED"}'
+    header = callbacks.sign(herald_key, body, 1_800_000_000)
+    assert callbacks.verify(signing_key(secret), header, body, now=1_800_000_000)
+    _status, html = await page(client, "/api-connections/keys")
+    assert secret not in html and "new-signing-secret" not in html
+
+    # Rotation: a new secret, shown once (without the key), and the old one stops verifying.
+    response = await post(client, f"/api-connections/keys/{key.id}/signing-secret", {})
+    assert response.status == 303 and response.headers["Location"] == "/api-connections/keys"
+    _status, html = await page(client, "/api-connections/keys")
+    rotated = re.search(r'id="new-signing-secret"[^>]*>(hrs_[^<]+)<', html).group(1)
+    assert rotated != secret and "new-key-value" not in html
+    assert "Here is the new signing secret" in html
+    header = callbacks.sign(await apikeys.callback_signing_key(db, key.id, app_secret), body,
+                            1_800_000_000)
+    assert callbacks.verify(signing_key(rotated), header, body, now=1_800_000_000)
+    assert not callbacks.verify(signing_key(secret), header, body, now=1_800_000_000)
+    _status, html = await page(client, "/api-connections/keys")
+    assert rotated not in html
 
 
 @pytest.mark.parametrize(("data", "field", "message"), [
@@ -190,7 +250,7 @@ async def test_refresh_remove_and_bulk_remove(client, db, signed_in):
 async def test_other_partners_keys_are_404(client, db, signed_in):
     other_partner, _ = await make_client_user(db, "bob@other.test", company="Other Co")
     theirs, _ = await apikeys.create(db, partner_id=other_partner, created_by=None, name="Theirs")
-    for action in ("refresh", "remove"):
+    for action in ("refresh", "signing-secret", "remove"):
         response = await post(client, f"/api-connections/keys/{theirs.id}/{action}", {})
         assert response.status == 404, action
         assert "Page not found" in await response.text()

@@ -122,7 +122,8 @@ async def test_sign_up_confirm_2fa_and_api_key(tab, live_url, db, redis, mailbox
     assert key.startswith(apikeys.KEY_PREFIX)
     found = await apikeys.verify(db, key)
     assert found.name == "Orbit CRM"
-    await page.get_by_role("button", name="Copy").click()
+    assert (await page.inner_text("#new-signing-secret")).strip().startswith("hrs_")
+    await page.get_by_role("button", name="Copy").first.click()  # the key's; the secret's follows
     await page.get_by_role("link", name="Close").click()
     assert await page.get_by_role("dialog").count() == 0
 
