@@ -30,6 +30,7 @@ EXTRA_SOURCES = (
         "partners", "portals", "users", "senders", "vendors", "plans", "packs", "ledger", "refbook", "rates",
         "tenancy")),
     ROOT / "gateway" / "smpp_accounts.py",
+    ROOT / "gateway" / "routing.py",  # route form errors (Admin Panel, Message routes)
 )
 
 KEYWORDS = {

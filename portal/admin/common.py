@@ -38,6 +38,7 @@ ADMIN_MENU: tuple[MenuEntry, ...] = (
     MenuEntry("smpp", N_("SMPP accounts"), "/admin/smpp-accounts", "key"),
     MenuEntry("vendors", N_("Vendors"), "/admin/vendors", "api", OWNER_ONLY),
     MenuEntry("refbook", N_("Reference book"), "/admin/reference-book", "book", OWNER_ONLY),
+    MenuEntry("routes", N_("Message routes"), "/admin/routes", "link", OWNER_ONLY),
     MenuEntry("portal", N_("Campaign Portal"), "/", "arrow-right"),
 )
 
