@@ -22,10 +22,11 @@ statement each). Under the lock the snapshot's balances and pack counts are
 exact, so the guarded UPDATEs always succeed; if one did not, the batch
 fails whole (Conflict / InsufficientBalance) rather than charge wrongly.
 
-All of it runs in one transaction (a savepoint when the caller already has
-one open, e.g. the group commit that also stores the messages), so the
-debits, the ledger, and the margin rows of every reseller level commit
-together or not at all.
+All of it runs in one transaction — the caller's when one is open (e.g. the
+group commit that also stores the messages; an error then fails the caller's
+transaction, so no savepoint is spent on it), else its own — so the debits,
+the ledger, and the margin rows of every reseller level commit together or
+not at all.
 
 By-delivered billing: the debit at submit is the reservation; on the
 receipt, :func:`settle_delivered` keeps it (delivered) or gives it back
@@ -322,10 +323,11 @@ class Charger:
         if len(refs) != len(requests):
             raise Invalid("the batch repeats a message ref")
         senders = sorted({r.partner_id for r in requests})
-        async with conn.transaction():
-            snap = await self._snapshot(conn, senders)
-            decisions = price_batch(snap, requests)
-            tx_ids = await self._write(conn, snap, decisions)
+        if conn.is_in_transaction():
+            snap, decisions, tx_ids = await self._charge(conn, senders, requests)
+        else:
+            async with conn.transaction():
+                snap, decisions, tx_ids = await self._charge(conn, senders, requests)
         results = []
         for d in decisions:
             sender_currency = snap.accounts[d.request.partner_id].currency \
@@ -335,6 +337,13 @@ class Charger:
                 tx_ids.get(d.request.ref),
             ))
         return results
+
+    async def _charge(
+        self, conn: asyncpg.Connection, senders: list[int], requests: Sequence[ChargeRequest]
+    ) -> tuple[Snapshot, list[Decision], dict[str, int]]:
+        snap = await self._snapshot(conn, senders)
+        decisions = price_batch(snap, requests)
+        return snap, decisions, await self._write(conn, snap, decisions)
 
     async def _write(self, conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision]) -> dict[str, int]:
         debits: dict[int, Decimal] = defaultdict(Decimal)

@@ -63,7 +63,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from billing.vendors import Vendor, enabled_vendors
-from gateway import bindstatus, queue
+from gateway import bindstatus, early_receipts, queue
 from gateway.delivery import (
     Accepted,
     Failover,
@@ -79,10 +79,11 @@ from gateway.ratelimit import TokenBucket
 from smpp.client import ClientConfig, ClientHandler, SmppClient
 from smpp.encoding import UnencodableError
 from smpp.pdu import CommandStatus, DataSm, DeliverSm, MessageState, SubmitSm, Tag
-from smpp.receipts import message_id_keys, parse_receipt, state_from_tlv
+from smpp.receipts import message_id_keys, receipt_status, state_from_tlv
 from smpp.results import Outcome, RequestResult
-from smpp.segments import EncodedText, encode_text, split_message
+from smpp.segments import ConcatMethod, EncodedText, encode_text, part_limits, split_message
 from smpp.session import BindType, SessionConfig
+from smpp.times import format_absolute
 from smpp.udh import concat_udh
 
 log = logging.getLogger("herald.connectors")
@@ -136,16 +137,16 @@ def receipt_event(pdu: DeliverSm | DataSm) -> tuple[str | None, Event | None, st
     """(receipted id, event, error code) of a receipt PDU; TLVs win over the text."""
     tlv_id = pdu.tlvs.get(Tag.RECEIPTED_MESSAGE_ID)
     tlv_state = pdu.tlvs.get(Tag.MESSAGE_STATE)
-    parsed = parse_receipt(getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""))
+    parsed = receipt_status(getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b""))
     message_id = (tlv_id.decode() if isinstance(tlv_id, bytes) else tlv_id) or (
-        parsed.message_id if parsed else None)
+        parsed[0] if parsed else None)
     if tlv_state is not None:
         state = state_from_tlv(tlv_state)
     elif parsed is not None:
-        state = parsed.state
+        state = parsed[1]
     else:
         return message_id, None, None
-    return message_id, _EVENTS.get(state), parsed.error if parsed else None
+    return message_id, _EVENTS.get(state), parsed[2] if parsed else None
 
 
 def _addr(value: str) -> tuple[int, int]:
@@ -174,6 +175,10 @@ def build_submits(message: Message, reference: int) -> list[SubmitSm]:
         dest_addr_ton=1, dest_addr_npi=1, destination_addr=message.destination,
         registered_delivery=1,  # Herald always needs the final receipt (status, billing)
     )
+    if message.valid_until is not None:
+        # The carrier gives up when we would have: no delivery after the client's deadline.
+        with contextlib.suppress(ValueError):
+            base["validity_period"] = format_absolute(message.valid_until)
     try:
         encoded = encode_text(message.text, message.encoding, flash=message.flash)
     except (UnencodableError, ValueError):
@@ -184,6 +189,9 @@ def build_submits(message: Message, reference: int) -> list[SubmitSm]:
         udh = concat_udh(ref, total, seq, wide_reference=wide)
         return [SubmitSm(**base, esm_class=0x40, data_coding=encoded.data_coding,
                          short_message=udh + encoded.payload)]
+    if encoded.units <= part_limits(encoded.encoding, ConcatMethod.UDH8)[0]:
+        # One SMS (most traffic): what split_message would make, without its bookkeeping.
+        return [SubmitSm(**base, data_coding=encoded.data_coding, short_message=encoded.payload)]
     split = split_message(EncodedText(encoded.encoding, encoded.data_coding, encoded.payload,
                                       encoded.units, encoded.text), reference=reference)
     pdus = []
@@ -350,9 +358,14 @@ class VendorConnector(ClientHandler):
             await self.client.close(grace=2.0)
             conn.remove_termination_listener(on_close)
             if not lost.is_set() and not conn.is_closed():
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.wait_for(
                         asyncio.shield(conn.execute("SELECT pg_advisory_unlock($1)", key)), 2.0)
+                except BaseException:
+                    # The pool does not reset sessions (gateway.app.open_pool): a connection
+                    # that may still hold the lock must not go back to it.
+                    conn.terminate()
+                    raise
 
     async def _report(self, state: str, reason: str = "") -> None:
         """Publish the bind state for the Admin Panel; never let Redis trouble stop sending."""
@@ -386,9 +399,10 @@ class VendorConnector(ClientHandler):
             pdus = build_submits(message, next(self._refs) % 256)
         except ValueError as exc:
             return SendRejected(f"cannot encode the message: {exc}")
+        if len(pdus) == 1:
+            return classify([await (await self.client.send(pdus[0], context=message.id))])
         futures = [await self.client.send(pdu, context=message.id) for pdu in pdus]
-        results = list(await asyncio.gather(*futures))
-        return classify(results)
+        return classify(list(await asyncio.gather(*futures)))
 
     # -- ClientHandler ------------------------------------------------------------------
 
@@ -421,7 +435,10 @@ class VendorConnector(ClientHandler):
                 # The receipt overtook our own record of the submit_sm_resp: look again soon.
                 await asyncio.sleep(delay)
             # else: the record committed between our two looks; apply the receipt again.
-        log.warning("event=receipt_unmatched vendor=%s id=%s", self.vendor.id, message_id)
+        # Still unknown: keep the receipt and answer the vendor only once it is stored;
+        # housekeeping applies it again when the submit_sm_resp is recorded.
+        await early_receipts.store(self.pool, update)
+        log.info("event=receipt_kept_early vendor=%s id=%s", self.vendor.id, message_id)
         return None
 
     async def message(self, pdu: DeliverSm | DataSm) -> int | None:

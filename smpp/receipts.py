@@ -219,6 +219,29 @@ def parse_receipt(receipt: str | bytes) -> DeliveryReceipt | None:
     )
 
 
+# The Appendix B layout as most SMSCs write it, keys lowercase and single-spaced: read with
+# one anchored match. Anything else goes through parse_receipt's general reading.
+_COMMON_RE = re.compile(
+    r"id:(?P<id>[^ \x00]*) sub:[0-9]* dlvrd:[0-9]* submit date:[0-9]* done date:[0-9]*"
+    r" stat:(?P<stat>[A-Za-z]*) err:(?P<err>[^ \x00]*)(?: text:|$)"
+)
+
+
+def receipt_status(receipt: str | bytes) -> tuple[str | None, MessageState, str | None] | None:
+    """(message id, state, error) of a receipt text: what a gateway needs to settle it.
+
+    The same answer as :func:`parse_receipt` (None when it finds neither ``id`` nor
+    ``stat``), several times faster on receipts in the common layout.
+    """
+    if isinstance(receipt, bytes | bytearray):
+        receipt = bytes(receipt).decode("latin-1")
+    match = _COMMON_RE.match(receipt)
+    if match is None:
+        parsed = parse_receipt(receipt)
+        return None if parsed is None else (parsed.message_id, parsed.state, parsed.error)
+    return (match["id"] or None, state_from_stat(match["stat"]), match["err"] or None)
+
+
 def build_receipt(
     message_id: str,
     state: MessageState,

@@ -285,14 +285,18 @@ class ServerSession(Connection):
         NOT_SENT when the session cannot take it, UNKNOWN when it was sent but
         no usable answer came back.
         """
-        self._waiting += 1
-        try:
+        if self._window.locked():
+            self._waiting += 1
             try:
-                await asyncio.wait_for(self._window.acquire(), window_timeout)
-            except TimeoutError:
-                return RequestResult(Outcome.NOT_SENT, pdu, None, context, "window full", self.id)
-        finally:
-            self._waiting -= 1
+                try:
+                    await asyncio.wait_for(self._window.acquire(), window_timeout)
+                except TimeoutError:
+                    return RequestResult(Outcome.NOT_SENT, pdu, None, context, "window full", self.id)
+            finally:
+                self._waiting -= 1
+        else:
+            # A free slot: take it without wait_for, which costs a task per call.
+            await self._window.acquire()
         try:
             if not self.can_deliver:
                 return RequestResult(

@@ -210,8 +210,11 @@ async def test_repeated_refs_are_refused(conn, owner):
     with pytest.raises(Invalid):
         await charge_messages(conn, [msg(client.id, "same"), msg(client.id, "same")])
     await charge_messages(conn, [msg(client.id, "same")])
+    # Inside a caller's transaction a failed charge fails that transaction (no savepoint of
+    # its own): a caller that wants to carry on wraps the call in a savepoint itself.
     with pytest.raises(Conflict):
-        await charge_messages(conn, [msg(client.id, "same")])
+        async with conn.transaction():
+            await charge_messages(conn, [msg(client.id, "same")])
     assert await balance(conn, client.id) == D("0.9")
 
 

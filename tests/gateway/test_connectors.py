@@ -6,6 +6,8 @@ import asyncio
 import uuid
 from decimal import Decimal
 
+import pytest
+
 from billing.tenancy import owner_scope
 from billing.vendors import NewVendor, create_vendor
 from gateway import routing, stoplist
@@ -64,6 +66,27 @@ def test_build_submits_splits_long_text_and_keeps_client_parts():
     assert (concat.reference, concat.total, concat.sequence) == (7, 3, 2)
     assert concat_of("concat:1:2:3:1") == (1, 2, 3, True) and concat_of("mine") is None
     assert build_submits(_message(text="Привет", encoding="ucs2"), reference=1)[0].data_coding == 8
+
+
+@pytest.mark.parametrize(("text", "encoding", "flash"), [
+    ("hi", "gsm7", False), ("x" * 160, "gsm7", False), ("x" * 161, "gsm7", False),
+    ("{}" * 80, "gsm7", False), ("{}" * 81, "gsm7", False), ("Я" * 70, "ucs2", False),
+    ("Я" * 71, "ucs2", False), ("é" * 140, "latin1", False), ("é" * 141, "latin1", False),
+    ("flash", "gsm7", True), ("Я", "gsm7", False),
+])
+def test_build_submits_matches_split_message(text, encoding, flash):
+    from smpp.encoding import UnencodableError
+    from smpp.segments import encode_text, split_message
+
+    message = _message(text=text, encoding=encoding, flash=flash)
+    try:
+        encoded = encode_text(text, encoding, flash=flash)
+    except UnencodableError:
+        encoded = encode_text(text, "ucs2", flash=flash)
+    split = split_message(encoded, reference=3)
+    pdus = build_submits(message, reference=3)
+    assert [(p.short_message, p.esm_class, p.data_coding) for p in pdus] == [
+        (seg.short_message, 0x40 if seg.udhi else 0, split.data_coding) for seg in split.segments]
 
 
 async def _wait_status(pool, message_id, statuses, within=10.0) -> str:
@@ -251,3 +274,71 @@ def test_receipt_row_follows_registered_delivery():
     failed = receipt_row(_message(**on_failure, status=Status.FAILED, error_code="00000045"))
     assert failed.message_state == MessageState.REJECTED
     assert parse_receipt(failed.short_message).error == "045"
+
+
+async def test_receipt_before_the_submit_resp_is_kept_and_applied_later(pool, redis, settings):
+    """The vendor's receipt overtakes our record of its submit_sm_resp by longer than the
+    connector's look-again retries: it is kept, and housekeeping settles the message."""
+    from gateway.housekeeping import reapply_receipts
+    from gateway.pipeline import Submission
+
+    # Hold every "vendor id recorded" update for a second: the simulator's receipts
+    # (0.05 s after it accepts) arrive while the record is still uncommitted.
+    await pool.execute("""
+        CREATE FUNCTION slow_vendor_id() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.vendor_message_id IS DISTINCT FROM OLD.vendor_message_id THEN
+                PERFORM pg_sleep(1);
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER slow_vendor_id BEFORE UPDATE ON messages
+            FOR EACH ROW EXECUTE FUNCTION slow_vendor_id();""")
+    stack = await build_stack(pool, redis, settings, SimConfig(receipt_delay=0.05))
+    try:
+        esme = Esme()
+        client = await stack.client(handler=esme)
+        r = await client.submit(SubmitSm(source_addr=SENDER, destination_addr=RU_MOBILE,
+                                         short_message=b"early", registered_delivery=1))
+        smpp_id = uuid.UUID(r.message_id)
+        (api,) = await stack.pipeline.submit([Submission(
+            partner_id=stack.world.partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,
+            text="early too", callback_url="http://127.0.0.1:9/cb")])
+        # Both receipts were acknowledged to the carrier after being stored, not dropped.
+        await eventually(lambda: stack.sim.counters.receipts_acked == 2, within=10)
+        assert await pool.fetchval("SELECT count(*) FROM early_receipts") == 2
+        await eventually(lambda: _statuses(pool, [smpp_id, api.message_id], {"SENT"}), within=10)
+
+        done = await reapply_receipts(pool, stack.connectors.receipts)
+        assert done == {"early_receipts_applied": 2, "early_receipts_dropped": 0}
+        assert await _statuses(pool, [smpp_id, api.message_id], {"DELIVERED"})
+        assert await pool.fetchval("SELECT count(*) FROM early_receipts") == 0
+        # What a live receipt produces: the deliver_sm to the SMPP client, the HTTP callback.
+        await esme.wait(lambda: esme.receipts)
+        assert b"stat:DELIVRD" in esme.receipts[0].short_message
+        assert await pool.fetchval(
+            "SELECT count(*) FROM callback_outbox WHERE order_key = $1 AND body LIKE '%DELIVERED%'",
+            str(api.message_id)) == 1
+        # Applying again changes nothing (idempotent): no second report.
+        assert (await reapply_receipts(pool, stack.connectors.receipts))["early_receipts_applied"] == 0
+        assert await pool.fetchval(
+            "SELECT count(*) FROM callback_outbox WHERE order_key = $1", str(api.message_id)) == 2
+    finally:
+        await stack.stop()
+
+
+async def _statuses(pool, ids, wanted: set[str]) -> bool:
+    rows = await pool.fetch("SELECT status FROM messages WHERE id = ANY($1::uuid[])", ids)
+    return len(rows) == len(ids) and {r["status"] for r in rows} <= wanted
+
+
+def test_build_submits_passes_the_validity_on():
+    from datetime import UTC, datetime
+
+    from smpp.times import parse_time
+
+    until = datetime(2026, 11, 25, 18, 30, 15, tzinfo=UTC)
+    for text in ("short", "x" * 400):
+        pdus = build_submits(_message(text=text, valid_until=until), reference=1)
+        assert {parse_time(p.validity_period, until) for p in pdus} == {until}
+    assert build_submits(_message(), reference=1)[0].validity_period == ""

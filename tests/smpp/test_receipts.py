@@ -21,6 +21,7 @@ from smpp.receipts import (
     normalise_message_id,
     parse_receipt,
     parse_receipt_date,
+    receipt_status,
     stat_word,
     state_from_stat,
     state_from_tlv,
@@ -323,3 +324,44 @@ def test_message_id_key_refuses_non_numbers() -> None:
         message_id_key("0A", IdFormat.DECIMAL)
     with pytest.raises(ValueError):
         message_id_key("xyz", IdFormat.HEX)
+
+
+_STATUS_SAMPLES = [
+    "id:0a1b2c3d4e sub:001 dlvrd:001 submit date:2611251420 done date:2611251421"
+    " stat:DELIVRD err:000 text:Hello id:9 stat:UNDELIV",
+    "id:77 sub:001 dlvrd:000 submit date:2611251420 done date:2611251421 stat:UNDELIV err:045",
+    "id:77 sub:001 dlvrd:000 submit date:2611251420 done date:2611251421 stat:UNDELIV err:045 x",
+    "id: 77 sub:001 dlvrd:000 submit date:2611251420 done date:2611251421 stat:expired err:1",
+    "ID:ab SUB:1 DLVRD:1 SUBMIT DATE:2611251420 DONE DATE:2611251421 STAT:DELIVRD ERR:0",
+    "id:ab\x00 sub:1 dlvrd:1 submit date:1 done date:1 stat:DELIVRD err:0\x00",
+    "id: sub:1 dlvrd:1 submit date:1 done date:1 stat: err: text:",
+    "stat:REJECTD",
+    "no receipt here",
+]
+
+
+@pytest.mark.parametrize("text", _STATUS_SAMPLES)
+def test_receipt_status_agrees_with_parse_receipt(text: str) -> None:
+    parsed = parse_receipt(text)
+    expected = None if parsed is None else (parsed.message_id, parsed.state, parsed.error)
+    assert receipt_status(text) == expected
+    assert receipt_status(text.encode("latin-1")) == expected
+
+
+@given(st.text(alphabet="idsubtaerx: 0123456789DELIVRUNK\x00", max_size=120))
+def test_receipt_status_agrees_on_any_text(text: str) -> None:
+    parsed = parse_receipt(text)
+    expected = None if parsed is None else (parsed.message_id, parsed.state, parsed.error)
+    assert receipt_status(text) == expected
+
+
+_piece = st.text(alphabet="abcDEF019 :\x00xt", max_size=8)
+
+
+@given(_piece, _piece, _piece, _piece)
+def test_receipt_status_agrees_on_common_layouts(msg_id: str, stat: str, err: str, tail: str) -> None:
+    text = (f"id:{msg_id} sub:001 dlvrd:001 submit date:2611251420 done date:2611251421"
+            f" stat:{stat} err:{err}{tail}")
+    parsed = parse_receipt(text)
+    expected = None if parsed is None else (parsed.message_id, parsed.state, parsed.error)
+    assert receipt_status(text) == expected
