@@ -1,30 +1,40 @@
 """End to end over SMPP: load client → ``herald serve`` → carrier simulator → receipts back.
 
-Three processes share the machine: this one (the load client), Herald (a
-``herald serve`` subprocess on the embedded PostgreSQL and Redis, or on
-``DATABASE_URL`` / ``REDIS_URL`` when set — a fresh database is created on that
-server), and the carrier simulator (a child process). The load client binds
-with window 50 and asks for a receipt on every message.
+Three processes share the machine: this one (the load client,
+:mod:`bench.loadgen`: pre-encoded ``submit_sm``, many PDUs per write, no
+per-message objects, so it costs a few µs a message and is never what limits
+the figure), Herald (a ``herald serve`` subprocess on the embedded PostgreSQL
+and Redis, or on ``DATABASE_URL`` / ``REDIS_URL`` when set — a fresh database
+is created on that server), and the carrier simulator
+(:class:`gateway.simulator.CarrierSimulator` in a child process, receipts after
+0.5 s). The load is spread over ``--connections`` transceiver binds of
+``--window`` requests in flight each (default 4 x 100), every message asking
+for a delivery receipt. ``--loadgen-process`` moves the load client to a child
+process of its own.
 
 Printed:
 
-1. the harness's own ceiling: the same load client straight to the simulator;
-2. Herald's sustained msgs/s (submit_sm to submit_sm_resp, every message
-   persisted and charged: checked in the database afterwards) and how long the
-   receipts took to come back; with ``--connections N`` / ``--window W`` the
-   load is spread over N binds of window W each (the default, one bind of
-   window 50, caps throughput at 50 / submit latency: it measures latency as
-   much as capacity);
-3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s;
+1. the harness's own ceiling: the same load client straight to the simulator
+   (submit_sm to submit_sm_resp, receipts counted as they come back): the
+   highest figure this bench can show for Herald on this machine;
+2. Herald's sustained msgs/s, flooding ``--messages`` submits as fast as the
+   windows allow (submit_sm to submit_sm_resp, every message persisted and
+   charged: checked in the database afterwards), and how long the receipts
+   took to come back through Herald; with few binds or a small window the
+   figure is capped at binds x window / submit latency, so it measures latency
+   as much as capacity;
+3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s over
+   the same binds;
 4. Herald's peak RSS.
 
-Usage: ``.venv/bin/python -m bench.e2e_smpp [--messages 30000] [--paced-seconds 10]``
+Usage: ``.venv/bin/python -m bench.e2e_smpp [--messages 30000] [--connections 4] [--window 100]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import multiprocessing
 import os
 import shutil
@@ -41,16 +51,15 @@ from pathlib import Path
 import asyncpg
 import psutil
 
+from bench.loadgen import LoadClient, LoadProcess, RunStats, open_load
 from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from gateway.migrate import migrate
 from gateway.seed import seed_system_owner
-from smpp.client import ClientConfig, ClientHandler, SmppClient
-from smpp.pdu import SubmitSm
-from smpp.results import Outcome
-from smpp.session import SessionConfig
 
-SENDER = "Herald"
-WINDOW = 50
+CONNECTIONS = 4
+WINDOW = 100
+PACED_RATE = 2000.0
+PACED_OFFSET = 1_000_000   # message indices (and so destinations) of the paced run
 
 
 def _sim_process(port_out, stop_in, counts_out) -> None:
@@ -59,6 +68,12 @@ def _sim_process(port_out, stop_in, counts_out) -> None:
     async def run() -> None:
         sim = CarrierSimulator(SimConfig(receipt_delay=0.5, window=200))
         await sim.start()
+        # The collector tuned as Herald tunes its own (gateway.main): the simulator
+        # keeps every message it accepted, and full collections walking them all
+        # would otherwise cost it a good part of its CPU under a flood.
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(20_000, 20, 20)
         port_out.put(sim.port)
         while True:
             if not stop_in.empty():
@@ -79,93 +94,15 @@ def _loop_run(coro) -> None:
         asyncio.run(coro)
 
 
-class Receipts(ClientHandler):
-    def __init__(self) -> None:
-        self.count = 0
-
-    async def receipt(self, pdu):
-        self.count += 1
-
-
-async def _client(port: int, system_id: str, password: str, handler: ClientHandler,
-                  window: int = WINDOW) -> SmppClient:
-    client = SmppClient(ClientConfig(
-        "127.0.0.1", port, system_id, password,
-        session=SessionConfig(window=window, enquire_link_interval=None, response_timeout=30.0)),
-        handler)
-    await client.start()
-    await asyncio.wait_for(client.wait_bound(), 60)
-    return client
-
-
-def _pdu(i: int) -> SubmitSm:
-    return SubmitSm(source_addr=SENDER, destination_addr=f"7916{i % 10_000_000:07d}",
-                    short_message=f"Bench message {i} from Herald".encode(), registered_delivery=1)
-
-
-async def _flood_all(clients: list[SmppClient], n: int) -> tuple[float, int, list[float]]:
-    """Submit n spread over the clients (each as fast as its window allows)."""
-    share = [n // len(clients) + (1 if i < n % len(clients) else 0) for i in range(len(clients))]
-    start = time.perf_counter()
-    runs = await asyncio.gather(*(_flood(c, k, offset=sum(share[:i]))
-                                  for i, (c, k) in enumerate(zip(clients, share, strict=True))))
-    return (time.perf_counter() - start, sum(r[1] for r in runs),
-            [x for r in runs for x in r[2]])
-
-
-async def _flood(client: SmppClient, n: int, offset: int = 0) -> tuple[float, int, list[float]]:
-    """Submit n as fast as the window allows; (seconds, accepted, latencies)."""
-    accepted = 0
-    latencies: list[float] = []
-    done = asyncio.Event()
-    remaining = n
-
-    def finished(fut: asyncio.Future, sent: float) -> None:
-        nonlocal accepted, remaining
-        latencies.append(time.perf_counter() - sent)
-        if fut.result().outcome is Outcome.ACCEPTED:
-            accepted += 1
-        remaining -= 1
-        if remaining == 0:
-            done.set()
-
-    start = time.perf_counter()
-    for i in range(n):
-        sent = time.perf_counter()
-        fut = await client.send(_pdu(offset + i))
-        fut.add_done_callback(lambda f, s=sent: finished(f, s))
-    await done.wait()
-    return time.perf_counter() - start, accepted, latencies
-
-
-async def _paced(client: SmppClient, rate: float, seconds: float) -> list[float]:
-    n = int(rate * seconds)
-    latencies: list[float] = []
-    futures = []
-    start = time.perf_counter()
-    for i in range(n):
-        target = start + i / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        sent = time.perf_counter()
-        fut = await client.send(_pdu(1_000_000 + i))
-        fut.add_done_callback(lambda f, s=sent: latencies.append(time.perf_counter() - s))
-        futures.append(fut)
-    await asyncio.gather(*futures)
-    achieved = n / (time.perf_counter() - start)
-    print(f"paced run: offered {rate:,.0f} msg/s, achieved {achieved:,.0f} msg/s", flush=True)
-    return latencies
+async def _paced(load: LoadClient | LoadProcess, rate: float, seconds: float) -> RunStats:
+    stats = await load.paced(rate, seconds, offset=PACED_OFFSET)
+    print(f"paced run: offered {rate:,.0f} msg/s, achieved {stats.offered_rate:,.0f} msg/s", flush=True)
+    return stats
 
 
 def _cpu_seconds(proc: psutil.Process) -> float:
     times = proc.cpu_times()
     return times.user + times.system
-
-
-def _pct(values: list[float], p: float) -> float:
-    values = sorted(values)
-    return values[min(len(values) - 1, int(len(values) * p))] * 1000
 
 
 async def _prepare(db_url: str, sim_port: int, binds: int = 4) -> None:
@@ -236,15 +173,15 @@ async def _main(args: argparse.Namespace) -> None:
     herald = None
     try:
         # 1. the harness's ceiling: load client straight to the simulator
-        direct = Receipts()
-        clients = [await _client(sim_port, "bench", "x", direct, args.window)
-                   for _ in range(args.connections)]
-        secs, ok, lat = await _flood_all(clients, args.messages)
-        for client in clients:
-            await client.close()
         shape = f"{args.connections} bind(s) x window {args.window}"
-        print(f"harness ceiling (client → simulator, {shape}): {ok / secs:,.0f} msg/s "
-              f"({ok} in {secs:.2f} s, p99 {_pct(lat, 0.99):.1f} ms)", flush=True)
+        async with open_load("127.0.0.1", sim_port, "bench", "x", binds=args.connections,
+                             window=args.window, process=args.loadgen_process) as load:
+            run = await load.flood(args.messages)
+            # Receipts drain before the binds go, so none is left for Herald's binds.
+            receipts = await load.wait_receipts(run.accepted, args.receipt_wait)
+        print(f"harness ceiling (client → simulator, {shape}): {run.rate:,.0f} msg/s "
+              f"({run.accepted} in {run.seconds:.2f} s, p99 {run.percentile(0.99):.1f} ms, "
+              f"receipts {receipts}/{run.accepted})", flush=True)
 
         await _prepare(db_url, sim_port, args.connections)
         http_port, smpp_port = free_port(), free_port()
@@ -265,35 +202,30 @@ async def _main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.2)
 
         watcher = asyncio.create_task(watch_rss())
-        handler = Receipts()
-        clients = [await _client(smpp_port, "bench", "benchpw", handler, args.window)
-                   for _ in range(args.connections)]
-        client = clients[0]
+        async with open_load("127.0.0.1", smpp_port, "bench", "benchpw", binds=args.connections,
+                             window=args.window, process=args.loadgen_process) as load:
+            # 2. sustained throughput through Herald
+            cpu0 = _cpu_seconds(proc)
+            run = await load.flood(args.messages)
+            ok = run.accepted
+            print(f"herald sustained ({shape}): {run.rate:,.0f} msg/s ({ok}/{args.messages} accepted "
+                  f"in {run.seconds:.2f} s, p50 {run.percentile(0.5):.1f} ms, "
+                  f"p99 {run.percentile(0.99):.1f} ms)", flush=True)
+            t0 = time.perf_counter()
+            receipts = await load.wait_receipts(ok, args.receipt_wait)
+            print(f"receipts back at the client: {receipts}/{ok} "
+                  f"({time.perf_counter() - t0:.1f} s after the last submit_sm_resp)", flush=True)
+            if ok:
+                # The whole life of each message: submit, send to the vendor, receipt in, receipt out.
+                print(f"herald CPU per message (submit to receipt delivered): "
+                      f"{(_cpu_seconds(proc) - cpu0) / ok * 1e6:.0f} µs", flush=True)
 
-        # 2. sustained throughput through Herald
-        cpu0 = _cpu_seconds(proc)
-        secs, ok, lat = await _flood_all(clients, args.messages)
-        print(f"herald sustained ({shape}): {ok / secs:,.0f} msg/s ({ok}/{args.messages} accepted in {secs:.2f} s, "
-              f"p50 {_pct(lat, 0.5):.1f} ms, p99 {_pct(lat, 0.99):.1f} ms)", flush=True)
-        t0 = time.perf_counter()
-        while True:
-            if handler.count >= ok or time.perf_counter() - t0 > args.receipt_wait:
-                break
-            await asyncio.sleep(0.2)
-        print(f"receipts back at the client: {handler.count}/{ok} "
-              f"({time.perf_counter() - t0:.1f} s after the last submit_sm_resp)", flush=True)
-        if ok:
-            # The whole life of each message: submit, send to the vendor, receipt in, receipt out.
-            print(f"herald CPU per message (submit to receipt delivered): "
-                  f"{(_cpu_seconds(proc) - cpu0) / ok * 1e6:.0f} µs", flush=True)
-
-        # 3. latency at a steady 2,000 msg/s
-        paced = await _paced(client, 2000.0, args.paced_seconds)
-        print(f"paced 2,000 msg/s for {args.paced_seconds:.0f} s: p50 {_pct(paced, 0.5):.1f} ms, "
-              f"p99 {_pct(paced, 0.99):.1f} ms, max {max(paced) * 1000:.1f} ms "
-              f"(mean {statistics.mean(paced) * 1000:.1f} ms)", flush=True)
-        for client in clients:
-            await client.close()
+            # 3. latency at a steady 2,000 msg/s
+            paced = await _paced(load, PACED_RATE, args.paced_seconds)
+            lat = paced.latencies or [0.0]
+            print(f"paced 2,000 msg/s for {args.paced_seconds:.0f} s: p50 {paced.percentile(0.5):.1f} ms, "
+                  f"p99 {paced.percentile(0.99):.1f} ms, max {max(lat) * 1000:.1f} ms "
+                  f"(mean {statistics.mean(lat) * 1000:.1f} ms)", flush=True)
         watcher.cancel()
         print(f"herald peak RSS: {peak_rss / 2**20:.0f} MB", flush=True)
 
@@ -305,7 +237,7 @@ async def _main(args: argparse.Namespace) -> None:
             by_status = dict(await conn.fetch("SELECT status, count(*) FROM messages GROUP BY 1"))
         finally:
             await conn.close()
-        total = ok + len(paced)
+        total = ok + paced.accepted
         print(f"database: {stored} messages for {total} submitted, {charged} charges, "
               f"{spent} spent; statuses {by_status}", flush=True)
     finally:
@@ -338,8 +270,11 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
     parser.add_argument("--receipt-wait", type=float, default=60.0)
-    parser.add_argument("--connections", type=int, default=1, help="binds the load is spread over")
-    parser.add_argument("--window", type=int, default=WINDOW, help="window of each bind")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS,
+                        help="binds the load is spread over")
+    parser.add_argument("--window", type=int, default=WINDOW, help="requests in flight per bind")
+    parser.add_argument("--loadgen-process", action="store_true",
+                        help="run the load client in a child process of its own")
     parser.add_argument("--profile", default="", help="write a cProfile of Herald to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and log")
     parser.add_argument("--fast-pg", action="store_true", help="embedded PostgreSQL without fsync")

@@ -179,6 +179,16 @@ def build_submits(message: Message, reference: int) -> list[SubmitSm]:
         # The carrier gives up when we would have: no delivery after the client's deadline.
         with contextlib.suppress(ValueError):
             base["validity_period"] = format_absolute(message.valid_until)
+    if message.encoding == "binary":
+        # Passed through as the SMPP client wrote it (gateway.smpp_ingress): hex octets.
+        data = bytes.fromhex(message.text)
+        pdu = SubmitSm(**base, esm_class=0x40 if message.client_ref == "raw:1" else 0,
+                       data_coding=message.data_coding)
+        if len(data) > 254:
+            pdu.tlvs[Tag.MESSAGE_PAYLOAD] = data  # SMPP 3.4 §5.3.2.32
+        else:
+            pdu.short_message = data
+        return [pdu]
     try:
         encoded = encode_text(message.text, message.encoding, flash=message.flash)
     except (UnencodableError, ValueError):

@@ -88,7 +88,7 @@ def receipt_row(message: Message) -> OutboxRow | None:
         message_id, state, submit_date=message.created_at.astimezone(UTC),
         done_date=done.astimezone(UTC), submitted=1,
         error=0 if state == MessageState.DELIVERED else (message.error_code or "001")[-3:],
-        text=message.text,
+        text="" if message.encoding == "binary" else message.text,
     )
     return OutboxRow(
         message.smpp_account_id, "receipt", message.destination, message.sender,

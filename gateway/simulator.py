@@ -30,11 +30,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import itertools
 import logging
 import random
 import secrets
-from collections import Counter
+import time
+from collections import Counter, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -117,9 +120,15 @@ class Received:
     registered_delivery: int
     account: str
     at: float
+    short_message: bytes = b""  # as it came (UDH included), for tests that check octets
+    data_coding: int = 0
+    esm_class: int = 0
 
 
 _STATES = (MessageState.DELIVERED, MessageState.UNDELIVERABLE, MessageState.EXPIRED)
+_STATE_NAMES = {state: state.name for state in MessageState}
+_FIRST_RETRY = 0.2     # seconds before a refused receipt is offered again; doubles each time
+_LAST_RETRY = 5.0
 
 
 def short_text(pdu: SubmitSm | DataSm) -> str:
@@ -131,6 +140,24 @@ def short_text(pdu: SubmitSm | DataSm) -> str:
         except ValueError:
             pass
     return decode(bytes(data), pdu.data_coding)
+
+
+def _receipt_error(state: MessageState) -> int:
+    return 0 if state == MessageState.DELIVERED else 1
+
+
+def _receipt_parts(now: datetime, state: MessageState) -> tuple[str, str] | tuple[()]:
+    """The receipt text before and after its message id, or () when the id is not
+    written verbatim in one place (then each receipt is built whole)."""
+    def build(message_id: str) -> str:
+        return build_receipt(message_id, state, submit_date=now, done_date=now,
+                             error=_receipt_error(state))
+
+    probe = "0123456789abcdef"
+    parts = build(probe).split(probe)
+    if len(parts) != 2 or build("f0e1") != parts[0] + "f0e1" + parts[1]:
+        return ()
+    return parts[0], parts[1]
 
 
 class CarrierSimulator(ServerHandler):
@@ -145,10 +172,20 @@ class CarrierSimulator(ServerHandler):
         self._ids = itertools.count(1)
         self._mo_refs = itertools.count(1)
         self._silent: asyncio.Event | None = None
-        self._pending: dict[str, list[DeliverSm]] = {}   # account → receipts waiting for a bind
+        self._pending: dict[Hashable, list[DeliverSm]] = {}   # account → receipts waiting for a bind
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._timers: dict[int, asyncio.TimerHandle] = {}   # receipts not yet due
-        self._ids_timers = itertools.count()
+        # Receipts not yet due (first sending or a retry), earliest first, behind one
+        # timer: (due, order, account, receipt, backoff for its next retry).
+        self._due: list[tuple[float, int, Hashable, DeliverSm, float]] = []
+        self._due_order = itertools.count()
+        self._due_timer: asyncio.TimerHandle | None = None
+        self._due_at = 0.0
+        # Receipts due now, per account, and how many sender tasks work on each queue:
+        # at most a window's worth per bound session, so none waits long for a slot.
+        self._outbox: dict[Hashable, deque[tuple[DeliverSm, float]]] = {}
+        self._senders: Counter = Counter()
+        self._idle: dict[Hashable, deque[asyncio.Future[None]]] = {}   # senders waiting for work
+        self._receipt_parts: dict[tuple[int, MessageState], tuple[str, str] | tuple[()]] = {}
         self._per_session: Counter = Counter()
         session = SessionConfig(window=self.config.window, peer_window=1000,
                                 enquire_link_interval=30.0, response_timeout=10.0)
@@ -165,8 +202,9 @@ class CarrierSimulator(ServerHandler):
         return self.server.port
 
     async def stop(self) -> None:
-        for timer in self._timers.values():
-            timer.cancel()
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
         for task in list(self._tasks):
             task.cancel()
         if self._silent is not None:
@@ -204,19 +242,17 @@ class CarrierSimulator(ServerHandler):
         return BindResult.accept(request.system_id)
 
     async def session_bound(self, session: ServerSession) -> None:
-        waiting = self._pending.pop(session.account_key, [])
-        for pdu in waiting:
-            self._spawn(self._send_receipt(session.account_key, pdu))
+        for pdu in self._pending.pop(session.account_key, []):
+            self._offer(session.account_key, pdu, _FIRST_RETRY)
 
     async def handle_request(self, session: ServerSession, pdu: Pdu) -> Any:
-        if isinstance(pdu, QuerySm):
-            return QuerySmResp(message_id=pdu.message_id, message_state=MessageState.ENROUTE)
-        if isinstance(pdu, CancelSm):
-            return S.ESME_RCANCELFAIL
-        if not isinstance(pdu, SubmitSm | DataSm | SubmitMulti):
-            return S.ESME_RINVCMDID
-        if isinstance(pdu, SubmitMulti):
-            return S.ESME_RINVCMDID
+        if type(pdu) is not SubmitSm:  # the common case skips the checks
+            if isinstance(pdu, QuerySm):
+                return QuerySmResp(message_id=pdu.message_id, message_state=MessageState.ENROUTE)
+            if isinstance(pdu, CancelSm):
+                return S.ESME_RCANCELFAIL
+            if not isinstance(pdu, SubmitSm | DataSm) or isinstance(pdu, SubmitMulti):
+                return S.ESME_RINVCMDID
         self.counters.submits += 1
         silent = self._silent
         if silent is not None:
@@ -239,54 +275,136 @@ class CarrierSimulator(ServerHandler):
             return S.ESME_RSUBMITFAIL
         message_id = f"{self._id_base + next(self._ids):x}"
         self.counters.accepted += 1
-        loop = asyncio.get_running_loop()
+        now = asyncio.get_running_loop().time()
         self.received.append(Received(
             message_id, pdu.source_addr, pdu.destination_addr, short_text(pdu),
-            pdu.registered_delivery, str(session.account_key), loop.time()))
+            pdu.registered_delivery, str(session.account_key), now,
+            bytes(getattr(pdu, "short_message", b"") or pdu.tlvs.get(Tag.MESSAGE_PAYLOAD, b"")),
+            pdu.data_coding, pdu.esm_class))
         if pdu.registered_delivery & 0x03:
-            receipt = self._receipt(message_id, pdu)
-            key = next(self._ids_timers)
-            self._timers[key] = loop.call_later(self.config.receipt_delay, self._receipt_due,
-                                                key, session.account_key, receipt)
+            self._schedule(now + self.config.receipt_delay, session.account_key,
+                           self._receipt(message_id, pdu), _FIRST_RETRY)
         return message_id
 
     # -- receipts and MO ------------------------------------------------------------------
 
     def _state(self) -> MessageState:
+        # The draw random.choices(_STATES, weights) makes (one random() against the
+        # cumulative weights), written out: the same outcomes for the same seed.
         c = self.config
-        weights = [max(c.delivered, 0.0), max(c.undelivered, 0.0), max(c.expired, 0.0)]
-        if not sum(weights):
+        delivered, undelivered = max(c.delivered, 0.0), max(c.undelivered, 0.0)
+        total = delivered + undelivered + max(c.expired, 0.0)
+        if not total:
             return MessageState.DELIVERED
-        return self.rng.choices(_STATES, weights)[0]
+        x = self.rng.random() * total
+        if x < delivered:
+            return _STATES[0]
+        return _STATES[1] if x < delivered + undelivered else _STATES[2]
 
     def _receipt(self, message_id: str, pdu: SubmitSm | DataSm) -> DeliverSm:
         state = self._state()
-        self.counters.outcomes[state.name] += 1
-        now = datetime.now()
-        text = build_receipt(message_id, state, submit_date=now, done_date=now,
-                             error=0 if state == MessageState.DELIVERED else 1)
+        self.counters.outcomes[_STATE_NAMES[state]] += 1
+        text = self._receipt_text(message_id, state)
         return DeliverSm(
             source_addr=pdu.destination_addr, destination_addr=pdu.source_addr,
             esm_class=EsmClass.TYPE_DELIVERY_RECEIPT, short_message=text.encode("ascii"),
             tlvs={Tag.RECEIPTED_MESSAGE_ID: message_id, Tag.MESSAGE_STATE: int(state)},
         )
 
-    async def _send_receipt(self, account: Any, pdu: DeliverSm) -> None:
-        delay = 0.2
-        while True:
-            result = await self.server.deliver(account, pdu)
-            if result.outcome is Outcome.ACCEPTED:
-                self.counters.receipts_sent += 1
-                self.counters.receipts_acked += 1
+    def _receipt_text(self, message_id: str, state: MessageState) -> str:
+        """``build_receipt`` of ``message_id`` with both dates now.
+
+        The text only changes with the minute (the dates' resolution) and the
+        state, so it is built once per both with the id left out, and the id
+        put in per receipt.
+        """
+        ts = time.time()
+        key = (int(ts // 60), state)
+        parts = self._receipt_parts.get(key)
+        if parts is None:
+            if len(self._receipt_parts) > 16:
+                self._receipt_parts.clear()   # minutes gone by
+            parts = self._receipt_parts[key] = _receipt_parts(datetime.fromtimestamp(ts), state)
+        if not parts:
+            now = datetime.fromtimestamp(ts)
+            return build_receipt(message_id, state, submit_date=now, done_date=now,
+                                 error=_receipt_error(state))
+        return parts[0] + message_id + parts[1]
+
+    def _schedule(self, due: float, account: Hashable, pdu: DeliverSm, backoff: float) -> None:
+        """Offer ``pdu`` to ``account`` at loop time ``due``."""
+        heapq.heappush(self._due, (due, next(self._due_order), account, pdu, backoff))
+        if self._due_timer is None or due < self._due_at:
+            self._arm(due)
+
+    def _arm(self, due: float) -> None:
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+        self._due_at = due
+        self._due_timer = asyncio.get_running_loop().call_at(due, self._on_due)
+
+    def _on_due(self) -> None:
+        self._due_timer = None
+        due = self._due
+        # Within a millisecond counts as due: the loop may wake that early.
+        now = asyncio.get_running_loop().time() + 0.001
+        while due and due[0][0] <= now:
+            _at, _order, account, pdu, backoff = heapq.heappop(due)
+            self._offer(account, pdu, backoff)
+        if due:
+            self._arm(due[0][0])
+
+    def _offer(self, account: Hashable, pdu: DeliverSm, backoff: float) -> None:
+        """Queue a due receipt; wake an idle sender, or start one if the account has room."""
+        queue = self._outbox.get(account)
+        if queue is None:
+            queue = self._outbox[account] = deque()
+            self._idle[account] = deque()
+        queue.append((pdu, backoff))
+        idle = self._idle[account]
+        while idle:
+            waiter = idle.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
                 return
-            if result.outcome is Outcome.NOT_SENT and not self.server.sessions(account):
-                self._pending.setdefault(account, []).append(pdu)  # sent on the next bind
-                return
-            # Refused (temporary error) or lost on a dropped link: try again, backing off.
-            self.counters.receipts_sent += 1
-            self.counters.receipt_retries += 1
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        if self._senders[account] < self.config.window * max(1, len(self.server.sessions(account))):
+            self._senders[account] += 1
+            self._spawn(self._send_receipts(account, queue, idle))
+
+    async def _send_receipts(
+        self,
+        account: Hashable,
+        queue: deque[tuple[DeliverSm, float]],
+        idle: deque[asyncio.Future[None]],
+    ) -> None:
+        """Send an account's due receipts one at a time; wait for more when none is due.
+
+        An account gets up to a window's worth of these per bound session, so a
+        receipt rarely waits for a window slot, and no task is made per receipt.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                while queue:
+                    pdu, backoff = queue.popleft()
+                    result = await self.server.deliver(account, pdu)
+                    if result.outcome is Outcome.ACCEPTED:
+                        self.counters.receipts_sent += 1
+                        self.counters.receipts_acked += 1
+                    elif result.outcome is Outcome.NOT_SENT and not self.server.sessions(account):
+                        self._pending.setdefault(account, []).append(pdu)  # sent on the next bind
+                    else:
+                        # Refused (temporary error) or lost on a dropped link: offer it
+                        # again later, backing off.
+                        self.counters.receipts_sent += 1
+                        self.counters.receipt_retries += 1
+                        self._schedule(loop.time() + backoff, account, pdu,
+                                       min(backoff * 2, _LAST_RETRY))
+                waiter = loop.create_future()
+                idle.append(waiter)
+                await waiter
+        finally:
+            self._senders[account] -= 1
 
     async def send_mo(
         self, source: str, destination: str, text: str, *, account: str | None = None,
@@ -314,10 +432,6 @@ class CarrierSimulator(ServerHandler):
                 self.counters.mo_acked += 1
             outcomes.append(result.outcome)
         return outcomes
-
-    def _receipt_due(self, key: int, account: Any, pdu: DeliverSm) -> None:
-        self._timers.pop(key, None)
-        self._spawn(self._send_receipt(account, pdu))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

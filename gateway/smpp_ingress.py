@@ -21,7 +21,13 @@ Requests (SMPP 3.4 §4.4-§4.10):
   stored with ``parts=1``, its own text, and ``client_ref``
   ``concat:<ref>:<total>:<seq>:<wide>`` so the vendor connector sends it with
   the same concatenation header. A whole long text (``message_payload``) is
-  counted and split by Herald. Other UDH elements (ports, …) are not carried.
+  counted and split by Herald.
+* Binary data (``data_coding`` 8-bit data, compressed, pictograms…) and parts
+  whose UDH holds elements other than concatenation (application ports, …)
+  pass through as written: the octets are stored as they came (as hex in the
+  text column, which cannot hold NUL; ``encoding`` ``binary``), charged as one
+  part, and sent on with the client's ``data_coding`` and UDHI bit
+  (``client_ref`` ``raw:<udhi>``).
 * ``submit_multi``: one message per SME destination (distribution lists are
   refused per destination); ``submit_multi_resp`` carries the first accepted
   message's id and the refused destinations in ``unsuccess_smes``.
@@ -106,7 +112,7 @@ from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
 from gateway.receipts_out import on_status_change, receipt_state
 from gateway.smpp_accounts import SmppAccount, bind_verdict, get_by_system_id
 from gateway.smpp_limits import AccountThrottle, BindRegistry
-from smpp.encoding import alphabet_of, decode, message_class_of
+from smpp.encoding import Encoding, alphabet_of, decode, message_class_of
 from smpp.pdu import (
     CancelSm,
     CommandStatus,
@@ -137,7 +143,7 @@ from smpp.server import (
 )
 from smpp.session import SessionConfig
 from smpp.times import TimeFormatError, format_absolute, parse_time
-from smpp.udh import parse_udh
+from smpp.udh import IEI_CONCAT_8, IEI_CONCAT_16, parse_udh
 
 log = logging.getLogger("herald.smpp")
 S = CommandStatus
@@ -230,6 +236,22 @@ def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, str | None]:
     return data, None
 
 
+def passthrough_of(pdu: SubmitSm | DataSm) -> tuple[bytes, bool] | None:
+    """(octets, UDHI) of a message Herald must carry exactly as written, or None. Pure.
+
+    Binary ``data_coding`` cannot be read as text, and a UDH element Herald does
+    not rebuild (anything but concatenation) would be lost by re-encoding.
+    Raises :class:`~smpp.udh.UdhError` (a ValueError) on a malformed UDH.
+    """
+    data = bytes(pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"") or b"")
+    udhi = bool(pdu.esm_class & EsmClass.UDHI) and bool(data)
+    foreign = udhi and any(e.iei not in (IEI_CONCAT_8, IEI_CONCAT_16)
+                           for e in parse_udh(data).elements)
+    if foreign or alphabet_of(pdu.data_coding) == Encoding.BINARY:
+        return data, udhi
+    return None
+
+
 def submission_of(
     account: SmppAccount, session_id: str, pdu: SubmitSm | DataSm, destination: str | None = None,
     *, timing: Timing | None = None,
@@ -238,11 +260,17 @@ def submission_of(
 
     ``timing`` (from :func:`timing_of`) sets the schedule and the validity.
     """
-    payload, client_ref = _split_info(pdu)
-    text = decode(payload, pdu.data_coding)
     flash = message_class_of(pdu.data_coding) == 0
     extra: dict[str, Any] = {}
-    if client_ref is not None:
+    raw = passthrough_of(pdu)
+    if raw is not None:
+        data, udhi = raw
+        text, client_ref = data.hex(), f"raw:{int(udhi)}"
+        extra = {"parts": 1, "encoding": "binary", "data_coding": pdu.data_coding}
+    else:
+        payload, client_ref = _split_info(pdu)
+        text = decode(payload, pdu.data_coding)
+    if client_ref is not None and raw is None:
         alphabet = str(alphabet_of(pdu.data_coding))
         encoding = alphabet if alphabet in ("gsm7", "latin1", "ucs2") else "ucs2"
         extra = {"parts": 1, "encoding": encoding, "data_coding": pdu.data_coding}
@@ -284,7 +312,7 @@ def replacement(message: Message, pdu: ReplaceSm, now: datetime) -> Replacement 
     """The new values ``replace_sm`` gives ``message``, or the ``command_status`` refusing
     it (SMPP 3.4 §4.10; the rules are in the module doc). Pure: whether the message may
     still be replaced is the caller's question."""
-    if message.client_ref and message.client_ref.startswith("concat:"):
+    if message.client_ref and message.client_ref.startswith(("concat:", "raw:")):
         return S.ESME_RREPLACEFAIL
     times = read_times(pdu.schedule_delivery_time, pdu.validity_period, now)
     if isinstance(times, int):
