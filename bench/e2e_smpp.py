@@ -25,7 +25,8 @@ Printed:
    as much as capacity;
 3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s over
    the same binds;
-4. Herald's peak RSS.
+4. Herald's peak RSS (all its processes with ``--workers`` > 1), and CPU per
+   message of Herald and of the embedded PostgreSQL during the flood.
 
 Usage: ``.venv/bin/python -m bench.e2e_smpp [--messages 30000] [--connections 4] [--window 100]``
 """
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -100,9 +102,36 @@ async def _paced(load: LoadClient | LoadProcess, rate: float, seconds: float) ->
     return stats
 
 
-def _cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
+def _family(proc: psutil.Process) -> list[psutil.Process]:
+    """``proc`` and its descendants (Herald's workers; PostgreSQL's backends)."""
+    try:
+        return [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _cpu(procs: list[psutil.Process]) -> dict[int, float]:
+    """CPU seconds used so far, per pid."""
+    used = {}
+    for p in procs:
+        try:
+            times = p.cpu_times()
+        except psutil.Error:
+            continue
+        used[p.pid] = times.user + times.system
+    return used
+
+
+def _cpu_since(before: dict[int, float], procs: list[psutil.Process]) -> float:
+    """CPU seconds ``procs`` used since ``before`` (a process born since counts whole)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in _cpu(procs).items())
+
+
+def _postmaster(data_dir: Path) -> psutil.Process | None:
+    try:
+        return psutil.Process(int((data_dir / "postmaster.pid").read_text().split()[0]))
+    except (OSError, ValueError, psutil.Error):
+        return None
 
 
 async def _prepare(db_url: str, sim_port: int, binds: int = 4) -> None:
@@ -188,24 +217,32 @@ async def _main(args: argparse.Namespace) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_HTTP_PORT=str(http_port),
                    HERALD_SMPP_PORT=str(smpp_port), HERALD_VAR_DIR=str(tmp / "var"),
-                   HERALD_ADMIN_PASSWORD="bench-pw-1", HERALD_LOG_LEVEL="warning",
-                   HERALD_DB_POOL_SIZE="20")
+                   HERALD_ADMIN_PASSWORD="bench-pw-1", HERALD_DB_POOL_SIZE="20",
+                   HERALD_WORKERS=str(args.workers),
+                   # info shows each writer's batch sizes at shutdown (with --keep: in the log)
+                   HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"))
         herald = _start_herald(env, tmp / "herald.log", args.profile)
         await asyncio.to_thread(_wait_healthy, herald, http_port, tmp / "herald.log")
         proc = psutil.Process(herald.pid)
+        postmaster = _postmaster(tmp / "pg") if pg is not None else None
         peak_rss = 0
 
         async def watch_rss() -> None:
             nonlocal peak_rss
             while True:
-                peak_rss = max(peak_rss, proc.memory_info().rss)
+                rss = 0
+                for p in _family(proc):
+                    with contextlib.suppress(psutil.Error):
+                        rss += p.memory_info().rss
+                peak_rss = max(peak_rss, rss)
                 await asyncio.sleep(0.2)
 
         watcher = asyncio.create_task(watch_rss())
         async with open_load("127.0.0.1", smpp_port, "bench", "benchpw", binds=args.connections,
                              window=args.window, process=args.loadgen_process) as load:
             # 2. sustained throughput through Herald
-            cpu0 = _cpu_seconds(proc)
+            cpu0 = _cpu(_family(proc))
+            pg0 = _cpu(_family(postmaster)) if postmaster else {}
             run = await load.flood(args.messages)
             ok = run.accepted
             print(f"herald sustained ({shape}): {run.rate:,.0f} msg/s ({ok}/{args.messages} accepted "
@@ -217,8 +254,12 @@ async def _main(args: argparse.Namespace) -> None:
                   f"({time.perf_counter() - t0:.1f} s after the last submit_sm_resp)", flush=True)
             if ok:
                 # The whole life of each message: submit, send to the vendor, receipt in, receipt out.
-                print(f"herald CPU per message (submit to receipt delivered): "
-                      f"{(_cpu_seconds(proc) - cpu0) / ok * 1e6:.0f} µs", flush=True)
+                herald_cpu = _cpu_since(cpu0, _family(proc))
+                pg_cpu = f", PostgreSQL {_cpu_since(pg0, _family(postmaster)) / ok * 1e6:.0f} µs" \
+                    if postmaster else ""
+                print(f"CPU per message (submit to receipt delivered): Herald "
+                      f"{herald_cpu / ok * 1e6:.0f} µs over {args.workers} process(es){pg_cpu}",
+                      flush=True)
 
             # 3. latency at a steady 2,000 msg/s
             paced = await _paced(load, PACED_RATE, args.paced_seconds)
@@ -275,6 +316,8 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=WINDOW, help="requests in flight per bind")
     parser.add_argument("--loadgen-process", action="store_true",
                         help="run the load client in a child process of its own")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Herald worker processes (HERALD_WORKERS) sharing the SMPP port")
     parser.add_argument("--profile", default="", help="write a cProfile of Herald to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and log")
     parser.add_argument("--fast-pg", action="store_true", help="embedded PostgreSQL without fsync")

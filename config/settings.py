@@ -89,6 +89,14 @@ class Settings:
     http_port: int = _setting("HERALD_HTTP_PORT", _port, 8080, "port of the HTTP server")
     smpp_host: str = _setting("HERALD_SMPP_HOST", _str, "127.0.0.1", "address of the SMPP server")
     smpp_port: int = _setting("HERALD_SMPP_PORT", _port, 2775, "port of the SMPP server")
+    workers: int = _setting(
+        "HERALD_WORKERS", _int_range(1, 64), 1,
+        "processes serving HTTP and SMPP on the same ports (one per CPU core uses them all)",
+    )
+    worker: int = _setting(
+        "HERALD_WORKER", _int_range(0, 64), 0,
+        "set by the parent process for each of its workers (1..N); leave it unset",
+    )
     database_url: str = _setting(
         "DATABASE_URL", _url("postgres", "postgresql"), "",
         "PostgreSQL to use; empty starts the embedded one under the var directory",

@@ -129,6 +129,10 @@ class GroupCommit(Generic[T, R]):
             self._runner = None
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
+        st = self.stats
+        log.info("event=writer_stopped writer=%s batches=%d rows=%d largest=%d mean=%.1f failed=%d",
+                 self._name, st.batches, st.rows, st.largest_batch,
+                 st.rows / st.batches if st.batches else 0.0, st.failed_batches)
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         """Commit ``items`` in the next batch; one result per item once committed.

@@ -200,7 +200,7 @@ class EmbeddedPostgres:
         return proc.pid if proc else None
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """Ask Linux to send SIGTERM to this child when Herald dies (even by SIGKILL)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -261,7 +261,7 @@ class EmbeddedRedis:
         ]
         self._proc = subprocess.Popen(
             args, cwd=self.data_dir, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent, start_new_session=True,
+            stderr=subprocess.DEVNULL, preexec_fn=die_with_parent, start_new_session=True,
         )
         self.pid_file.write_text(f"{self._proc.pid}\n")
         if not _wait_port(self.host, self.port, 15):

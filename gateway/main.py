@@ -128,7 +128,9 @@ class Herald:
             access_log=None,
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port)
+        # A worker shares its port with its siblings (gateway.workers).
+        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port,
+                           reuse_port=self.settings.worker > 0 or None)
         await site.start()
         from gateway.services import build_services
 
@@ -165,12 +167,15 @@ def _tune_gc() -> None:
 
 
 async def serve(settings: Settings) -> None:
-    """Run Herald until SIGINT or SIGTERM."""
-    herald = Herald(settings)
+    """Run Herald until SIGINT or SIGTERM (as the parent of workers with ``HERALD_WORKERS`` > 1)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    if settings.workers > 1:
+        await _supervise(settings, stop)
+        return
+    herald = Herald(settings)
     try:
         await herald.start()
         _tune_gc()
@@ -178,3 +183,26 @@ async def serve(settings: Settings) -> None:
         log.info("event=shutdown_requested")
     finally:
         await herald.stop()
+
+
+async def _supervise(settings: Settings, stop: asyncio.Event) -> None:
+    """The parent of ``settings.workers`` processes (see :mod:`gateway.workers`)."""
+    from gateway.workers import Workers
+
+    herald = Herald(settings)
+    workers: Workers | None = None
+    try:
+        await asyncio.to_thread(herald.start_embedded)
+        prepared = await prepare_database(herald.settings)
+        workers = Workers(prepared)
+        ports = workers.fix_ports()
+        workers.start()
+        log.info("event=started workers=%d http=http://%s:%s smpp=%s:%s", ports.workers,
+                 ports.http_host, ports.http_port, ports.smpp_host, ports.smpp_port)
+        await workers.watch(stop)
+        log.info("event=shutdown_requested")
+    finally:
+        if workers is not None:
+            await workers.stop(settings.shutdown_timeout)
+        await asyncio.to_thread(herald.stop_embedded)
+        log.info("event=stopped")

@@ -678,11 +678,16 @@ class SmppIngress:
 
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, host: str = "127.0.0.1", port: int = 0,
                  session: SessionConfig | None = None, poll_interval: float = 0.25,
-                 lease: float = 30.0, redis=None, bind_ttl: float = 30.0) -> None:
-        """``redis``: count binds and account TPS over all processes (None: this one only)."""
+                 lease: float = 30.0, redis=None, bind_ttl: float = 30.0, worker: int = 0) -> None:
+        """``redis``: count binds and account TPS over all processes (None: this one only).
+
+        ``worker``: this process's number among the workers sharing the port (0: alone);
+        the workers listen together (SO_REUSEPORT) and each is its own bind-registry node.
+        """
         self.host, self._port = host, port
         # A fixed port names this server across restarts: a restart clears its own dead binds.
-        node = f"{socket.gethostname()}:{port}" if port else None
+        node = f"{socket.gethostname()}:{port}" + (f":{worker}" if worker else "") if port else None
+        self._reuse_port = worker > 0
         self.binds = BindRegistry(redis, ttl=bind_ttl, node=node) if redis is not None else None
         self.handler = HeraldSmppHandler(
             pool, pipeline, binds=self.binds,
@@ -702,7 +707,7 @@ class SmppIngress:
     async def start(self) -> None:
         if self.binds is not None:
             await self.binds.start()
-        await self.server.start(self.host, self._port)
+        await self.server.start(self.host, self._port, reuse_port=self._reuse_port)
         await self.outbox.start()
         log.info("event=smpp_listening host=%s port=%s", self.host, self.port)
 
@@ -742,7 +747,7 @@ def smpp_services(app) -> list:
         pipeline = Pipeline(pool, redis, settings)
         services.append(_PipelineService(pipeline))
     ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
-                          lease=settings.vendor_lease, redis=redis)
+                          lease=settings.vendor_lease, redis=redis, worker=settings.worker)
     notify = ingress.outbox.notify
     mo = MoHandler(pool, pipeline, notify=notify)
     options = ConnectorOptions(

@@ -376,10 +376,15 @@ class SmppServer:
         self._ids = itertools.count(1)
         self._closing = False
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listen on ``host:port`` (``port=0`` picks a free one; see :attr:`port`)."""
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *, reuse_port: bool = False) -> None:
+        """Listen on ``host:port`` (``port=0`` picks a free one; see :attr:`port`).
+
+        ``reuse_port``: several processes listen on the same port (SO_REUSEPORT) and
+        the kernel spreads new connections over them.
+        """
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._new_connection, host, port)
+        self._server = await loop.create_server(self._new_connection, host, port,
+                                                reuse_port=reuse_port or None)
 
     def _new_connection(self) -> ServerSession:
         conn = ServerSession(self, f"smpp-{next(self._ids)}")

@@ -55,7 +55,7 @@ def _postmaster(var_dir: Path) -> int | None:
 
 
 class Serve:
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, **extra: str) -> None:
         self.var_dir = var_dir
         self.http_port = free_port()
         self.smpp_port = free_port()
@@ -63,7 +63,7 @@ class Serve:
         env.update(
             HERALD_VAR_DIR=str(var_dir), HERALD_HTTP_PORT=str(self.http_port),
             HERALD_SMPP_PORT=str(self.smpp_port), HERALD_ADMIN_PASSWORD="first-admin-pw",
-            HERALD_EMBEDDED_PG_FAST="1",
+            HERALD_EMBEDDED_PG_FAST="1", **extra,
         )
         self.log = open(var_dir.parent / f"serve-{self.http_port}.log", "w")
         self.proc = subprocess.Popen(
@@ -143,3 +143,73 @@ def test_sigterm_stops_and_leaves_no_servers(var_dir):
     serve.stop(signal.SIGTERM)
     assert serve.proc.returncode == 0
     assert _server_processes(var_dir) == []
+
+
+def _workers(serve: Serve) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.Process(serve.proc.pid).children():
+        try:
+            if "gateway.cli" in " ".join(proc.cmdline()):
+                found.append(proc)
+        except psutil.Error:  # a dead worker not reaped yet
+            continue
+    return found
+
+
+def _wait(check, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError("condition not met in time")
+
+
+def test_workers_share_the_ports_and_come_back_when_they_die(var_dir):
+    from smpp.codec import decode, encode
+    from smpp.pdu import BindTransceiver
+
+    serve = Serve(var_dir, HERALD_WORKERS="2")
+    try:
+        assert serve.health()["http"] == 200
+        workers = _wait(lambda: len(_workers(serve)) == 2 and _workers(serve))
+        for worker in workers:  # each worker listens on both shared ports itself
+            _wait(lambda w=worker: {serve.http_port, serve.smpp_port} <= {
+                c.laddr.port for c in w.net_connections("tcp") if c.status == psutil.CONN_LISTEN})
+        # Every worker serves: each accepts connections on the shared ports (the kernel
+        # spreads them), and an SMPP bind there is answered by Herald, not refused.
+        for _ in range(8):
+            assert serve.health()["http"] == 200
+            with socket.create_connection(("127.0.0.1", serve.smpp_port), timeout=5) as sock:
+                sock.sendall(encode(BindTransceiver(sequence_number=1, system_id="nobody",
+                                                    password="wrong")))
+                answer = decode(_read_pdu(sock))
+                assert answer.sequence_number == 1 and answer.command_status != 0
+        victim = workers[0]
+        victim.kill()
+        replaced = _wait(lambda: (len(_workers(serve)) == 2
+                                  and victim.pid not in {p.pid for p in _workers(serve)}
+                                  and _workers(serve)))
+        assert "event=worker_died" in serve.output()
+        assert serve.health()["http"] == 200
+    except BaseException:
+        for proc in psutil.Process(serve.proc.pid).children(recursive=True):
+            proc.kill()
+        serve.proc.kill()
+        raise
+    serve.stop(signal.SIGTERM)
+    assert serve.proc.returncode == 0, serve.output()
+    for proc in replaced:
+        assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    assert _server_processes(var_dir) == []
+
+
+def _read_pdu(sock: socket.socket) -> bytes:
+    data = b""
+    while len(data) < 4 or len(data) < int.from_bytes(data[:4], "big"):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise AssertionError("connection closed before a whole PDU")
+        data += chunk
+    return data
