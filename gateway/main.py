@@ -128,15 +128,16 @@ class Herald:
             access_log=None,
         )
         await self.runner.setup()
-        # A worker shares its port with its siblings (gateway.workers).
-        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port,
-                           reuse_port=self.settings.worker > 0 or None)
-        await site.start()
         from gateway.services import build_services
 
         self.services = build_services(app)
         for service in self.services:
             await service.start()
+        # Listen last: once /healthz answers, the SMPP server and the workers are up too.
+        # A worker shares its port with its siblings (gateway.workers).
+        site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port,
+                           reuse_port=self.settings.worker > 0 or None)
+        await site.start()
         log.info(
             "event=started http=http://%s:%s smpp=%s:%s",
             self.settings.http_host, self.settings.http_port,
