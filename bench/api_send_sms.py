@@ -20,11 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from decimal import Decimal
@@ -41,6 +45,7 @@ from billing.vendors import NewVendor, create_vendor
 from config.settings import load_settings
 from gateway import apikeys, routing
 from gateway.app import open_pool
+from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
 from gateway.main import Herald
 
 
@@ -111,7 +116,10 @@ async def _postgres_processes(url: str) -> list[psutil.Process]:
     return [postmaster, *postmaster.children()]
 
 
-async def _load(base: str, key: str, args: argparse.Namespace, db_url: str) -> None:
+async def _load(base: str, key: str, args: argparse.Namespace, db_url: str,
+                herald: psutil.Process | None = None) -> None:
+    """Drive the load; ``herald``: a separate ``herald serve`` whose CPU (all its workers)
+    is reported apart from this process's (then only the load generator's)."""
     bodies = _bodies(args.recipients)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     latencies: list[float] = []
@@ -123,7 +131,8 @@ async def _load(base: str, key: str, args: argparse.Namespace, db_url: str) -> N
             assert resp.status == 200, await resp.text()
             await resp.read()
         pg = await _postgres_processes(db_url)
-        pg_before, cpu_before = _cpu(pg), time.process_time()
+        served = [herald, *herald.children(recursive=True)] if herald else []
+        pg_before, cpu_before, served_before = _cpu(pg), time.process_time(), _cpu(served)
         stop = time.monotonic() + args.seconds
         started = time.monotonic()
 
@@ -149,6 +158,7 @@ async def _load(base: str, key: str, args: argparse.Namespace, db_url: str) -> N
         # the backends serving this run: the pool's, so re-read the children
         pg_cpu = _cpu(pg) - pg_before
         cpu = time.process_time() - cpu_before
+        served_cpu = _cpu(served) - served_before
     latencies.sort()
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     print(f"{args.clients} clients x {args.recipients} recipients/request, {elapsed:.1f} s:")
@@ -157,13 +167,61 @@ async def _load(base: str, key: str, args: argparse.Namespace, db_url: str) -> N
           f" refused recipients: {errors}")
     print(f"  request latency ms: p50 {q[49] * 1000:.0f}  p90 {q[89] * 1000:.0f}"
           f"  p99 {q[98] * 1000:.0f}  max {latencies[-1] * 1000:.0f}")
-    if sent:
+    if sent and herald:
+        print(f"  CPU per recipient: Herald ({args.workers} worker(s)) {served_cpu / sent * 1e6:.1f} µs,"
+              f" load generator {cpu / sent * 1e6:.1f} µs, PostgreSQL {pg_cpu / sent * 1e6:.1f} µs;"
+              f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    elif sent:
         print(f"  CPU per recipient: Herald process (server and load generator) "
               f"{cpu / sent * 1e6:.1f} µs, PostgreSQL {pg_cpu / sent * 1e6:.1f} µs;"
               f" load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
 
 
+async def _main_served(args: argparse.Namespace) -> None:
+    """Herald as ``herald serve`` with ``--workers`` processes; this process only loads it."""
+    tmp = Path(tempfile.mkdtemp(prefix="herald-bench-api-"))
+    pg = EmbeddedPostgres(tmp / "pg", fast=args.no_fsync)
+    redis = EmbeddedRedis(tmp / "redis")
+    proc = None
+    try:
+        db_url = await asyncio.to_thread(pg.start)
+        redis_url = await asyncio.to_thread(redis.start)
+        port = _free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
+        env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_HTTP_PORT=str(port),
+                   HERALD_SMPP_PORT=str(_free_port()), HERALD_VAR_DIR=str(tmp / "var"),
+                   HERALD_ADMIN_PASSWORD="bench-password-1", HERALD_API_TPS="0",
+                   HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"),
+                   HERALD_DB_POOL_SIZE="20",
+                   HERALD_WORKERS=str(args.workers))
+        proc = await asyncio.to_thread(
+            subprocess.Popen, [sys.executable, "-m", "gateway.cli", "serve"], env=env)
+        base = f"http://127.0.0.1:{port}"
+        async with aiohttp.ClientSession() as session:
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(f"{base}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                await asyncio.sleep(0.2)
+        key = await _world(db_url)
+        await asyncio.sleep(6)  # every worker's pipeline re-reads senders, routes, prefixes
+        print(f"Herald on {base} ({args.workers} worker process(es)); PostgreSQL fsync "
+              f"{'off' if args.no_fsync else 'on'}")
+        await _load(base, key, args, db_url, psutil.Process(proc.pid))
+    finally:
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(proc.wait, 30)
+        await asyncio.to_thread(redis.stop)
+        await asyncio.to_thread(pg.stop)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.workers:
+        await _main_served(args)
+        return
     tmp = Path(tempfile.mkdtemp(prefix="herald-bench-api-"))
     port = _free_port()
     settings = load_settings({}).replace(
@@ -189,6 +247,9 @@ if __name__ == "__main__":
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--recipients", type=int, default=700)
     parser.add_argument("--no-fsync", action="store_true")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="run Herald as `herald serve` with this many worker processes"
+                             " (0: in this process, beside the load generator)")
     parsed = parser.parse_args()
     try:
         import uvloop
