@@ -13,7 +13,11 @@ with Herald (the machine has two cores; the database server has the other).
 
 Prints recipients/s, requests/s and request latency percentiles.
 
-Usage: ``.venv/bin/python -m bench.api_send_sms [--seconds 10] [--clients 4] [--no-fsync]``
+With ``--workers N`` Herald runs instead as ``herald serve`` with N worker
+processes (its own embedded servers started here), and its CPU is reported
+apart from the load generator's.
+
+Usage: ``.venv/bin/python -m bench.api_send_sms [--seconds 10] [--clients 4] [--workers N] [--no-fsync]``
 """
 
 from __future__ import annotations
