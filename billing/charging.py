@@ -78,7 +78,7 @@ SELECT id, parent_id, path, status, currency, balance + credit_limit AS availabl
 FROM partners
 WHERE id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) AND parent_id IS NOT NULL
 ORDER BY id
-FOR UPDATE"""
+FOR NO KEY UPDATE"""  # serialises charges; inserts referencing the partner (FK checks) go on
 
 _PLANS = """
 SELECT pp.partner_id, pp.traffic, p.id, p.revision, p.currency, p.billing_mode
@@ -437,7 +437,8 @@ async def _give_back(conn: asyncpg.Connection, refs: Sequence[str], state: str, 
         payers = sorted({k[0] for k in details})
         if payers:
             locked = await conn.fetch(
-                "SELECT id, parent_id, currency FROM partners WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+                "SELECT id, parent_id, currency FROM partners WHERE id = ANY($1::bigint[]) ORDER BY id"
+                " FOR NO KEY UPDATE",
                 payers,
             )
             if packs:
