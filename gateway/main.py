@@ -204,6 +204,7 @@ async def _supervise(settings: Settings, stop: asyncio.Event) -> None:
         log.info("event=shutdown_requested")
     finally:
         if workers is not None:
-            await workers.stop(settings.shutdown_timeout)
+            # Each worker takes up to the shutdown timeout itself; then it is killed.
+            await workers.stop(settings.shutdown_timeout + 5.0)
         await asyncio.to_thread(herald.stop_embedded)
         log.info("event=stopped")
