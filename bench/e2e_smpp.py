@@ -23,7 +23,7 @@ Printed:
    took to come back through Herald; with few binds or a small window the
    figure is capped at binds x window / submit latency, so it measures latency
    as much as capacity;
-3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s over
+3. submit_sm_resp latency percentiles with submits paced at 2,000 msg/s (``--paced-rate``) over
    the same binds;
 4. Herald's peak RSS (all its processes with ``--workers`` > 1), and CPU per
    message of Herald and of the embedded PostgreSQL during the flood.
@@ -261,10 +261,11 @@ async def _main(args: argparse.Namespace) -> None:
                       f"{herald_cpu / ok * 1e6:.0f} µs over {args.workers} process(es){pg_cpu}",
                       flush=True)
 
-            # 3. latency at a steady 2,000 msg/s
-            paced = await _paced(load, PACED_RATE, args.paced_seconds)
+            # 3. latency at a steady rate (2,000 msg/s unless told)
+            paced = await _paced(load, args.paced_rate, args.paced_seconds)
             lat = paced.latencies or [0.0]
-            print(f"paced 2,000 msg/s for {args.paced_seconds:.0f} s: p50 {paced.percentile(0.5):.1f} ms, "
+            print(f"paced {args.paced_rate:,.0f} msg/s for {args.paced_seconds:.0f} s: "
+                  f"p50 {paced.percentile(0.5):.1f} ms, "
                   f"p99 {paced.percentile(0.99):.1f} ms, max {max(lat) * 1000:.1f} ms "
                   f"(mean {statistics.mean(lat) * 1000:.1f} ms)", flush=True)
         watcher.cancel()
@@ -310,6 +311,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=30_000)
     parser.add_argument("--paced-seconds", type=float, default=10.0)
+    parser.add_argument("--paced-rate", type=float, default=PACED_RATE,
+                        help="submits per second of the latency run")
     parser.add_argument("--receipt-wait", type=float, default=60.0)
     parser.add_argument("--connections", type=int, default=CONNECTIONS,
                         help="binds the load is spread over")
