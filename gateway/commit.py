@@ -2,10 +2,11 @@
 
 A message is acknowledged to its sender (SMPP ``submit_sm_resp``, the HTTP
 answer) only once its row is committed. Committing each message alone costs a
-WAL flush per message; committing them together costs one per batch. The
-writer collects what producers hand it for at most ``max_delay`` seconds (or
-until ``max_rows`` are waiting), writes the batch in one transaction, and then
-resolves every producer's future. A batch that fails fails its futures: no
+WAL flush per message; committing them together costs one per batch. While a
+batch is being written the writer collects what producers hand it until that
+write ends (or ``max_rows`` are waiting, or ``max_delay`` seconds passed); when
+it is idle it starts at once, so a quiet system pays no batching delay. It writes the batch
+in one transaction, and then resolves every producer's future. A batch that fails fails its futures: no
 message is acknowledged without its row.
 
 Inside the batch transaction, in this order:
@@ -167,12 +168,19 @@ class GroupCommit(Generic[T, R]):
                 await self._wakeup.wait()
                 continue
             if self._pending_rows < self._max_rows and not self._closing:
-                self._full.clear()
-                try:
-                    async with asyncio.timeout(self._max_delay):
-                        await self._full.wait()
-                except TimeoutError:
-                    pass
+                if self._flushing:
+                    # A batch is being written: let this one grow meanwhile, until that
+                    # write ends, max_rows are waiting, or max_delay has passed.
+                    self._full.clear()
+                    try:
+                        async with asyncio.timeout(self._max_delay):
+                            await self._full.wait()
+                    except TimeoutError:
+                        pass
+                else:
+                    # Idle: waiting would only add latency. One turn of the loop still
+                    # gathers whatever the same burst of work is about to hand in.
+                    await asyncio.sleep(0)
             # While every flusher is busy, the batch keeps growing (up to max_rows).
             await self._slots.acquire()
             batch = self._take()
@@ -218,6 +226,7 @@ class GroupCommit(Generic[T, R]):
                 start = end
         finally:
             self._slots.release()
+            self._full.set()  # what gathered meanwhile need not wait out max_delay
 
     async def _one_by_one(self, batch: list[_Request]) -> None:
         for req in batch:

@@ -332,14 +332,15 @@ def replacement(message: Message, pdu: ReplaceSm, now: datetime) -> Replacement 
 
 
 class _Batcher:
-    """Groups concurrent submissions into one pipeline call (a few ms, or ``max_items``)."""
+    """Groups concurrent submissions into one pipeline call: at once when none is running,
+    else after ``max_delay`` seconds or at ``max_items``."""
 
     def __init__(self, pipeline: Pipeline, max_delay: float = 0.002, max_items: int = 500) -> None:
         self.pipeline = pipeline
         self.max_delay = max_delay
         self.max_items = max_items
         self._items: list[tuple[Submission, asyncio.Future]] = []
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task] = set()
 
     async def submit(self, sub: Submission) -> Accepted | Rejected:
@@ -349,7 +350,10 @@ class _Batcher:
         if len(self._items) >= self.max_items:
             self._flush()
         elif self._timer is None:
-            self._timer = loop.call_later(self.max_delay, self._flush)
+            # Idle: go at the end of this turn of the loop (the rest of the burst just
+            # read is already queued before it); busy: let the batch grow a little.
+            self._timer = (loop.call_later(self.max_delay, self._flush) if self._tasks
+                           else loop.call_soon(self._flush))
         return await future
 
     def _flush(self) -> None:

@@ -45,6 +45,30 @@ async def test_many_producers_share_few_transactions(pool):
     assert writer.stats.largest_batch > 1
 
 
+async def test_an_idle_writer_starts_at_once_and_a_busy_one_gathers(pool):
+    pid = await _owner(pool)
+    # A delay no test would sit through: an idle writer must not wait for it.
+    writer = GroupCommitWriter(pool, max_delay=30.0, max_rows=50, flushers=1)
+    await writer.start()
+    try:
+        await asyncio.wait_for(writer.persist([_msg(pid, 0)]), 10)
+        assert writer.stats.batches == 1
+        # One burst while idle: one transaction for all of it (the same turn of the loop).
+        burst = [asyncio.ensure_future(writer.persist([_msg(pid, i)])) for i in range(1, 11)]
+        await asyncio.wait_for(asyncio.gather(*burst), 10)
+        assert writer.stats.batches == 2 and writer.stats.largest_batch == 10
+        # While a batch is being written the next ones gather (up to max_rows), and go as
+        # soon as that write ends: not after max_delay.
+        first = asyncio.ensure_future(writer.persist([_msg(pid, 11)]))
+        await asyncio.sleep(0)
+        rest = [asyncio.ensure_future(writer.persist([_msg(pid, i)])) for i in range(12, 72)]
+        await asyncio.wait_for(asyncio.gather(first, *rest), 10)
+        assert writer.stats.rows == 72 and writer.stats.largest_batch == 50
+        assert writer.stats.batches <= 2 + 3
+    finally:
+        await writer.stop()
+
+
 async def test_not_acknowledged_before_commit(pool):
     pid = await _owner(pool)
     gate = asyncio.Event()
