@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -49,14 +48,8 @@ from billing.vendors import NewVendor, create_vendor
 from config.settings import load_settings
 from gateway import apikeys, routing
 from gateway.app import open_pool
-from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
+from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from gateway.main import Herald
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 async def _world(url: str) -> str:
@@ -190,10 +183,10 @@ async def _main_served(args: argparse.Namespace) -> None:
     try:
         db_url = await asyncio.to_thread(pg.start)
         redis_url = await asyncio.to_thread(redis.start)
-        port = _free_port()
+        port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_HTTP_PORT=str(port),
-                   HERALD_SMPP_PORT=str(_free_port()), HERALD_VAR_DIR=str(tmp / "var"),
+                   HERALD_SMPP_PORT=str(free_port()), HERALD_VAR_DIR=str(tmp / "var"),
                    HERALD_ADMIN_PASSWORD="bench-password-1", HERALD_API_TPS="0",
                    HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"),
                    HERALD_DB_POOL_SIZE="20",
@@ -227,9 +220,9 @@ async def main(args: argparse.Namespace) -> None:
         await _main_served(args)
         return
     tmp = Path(tempfile.mkdtemp(prefix="herald-bench-api-"))
-    port = _free_port()
+    port = free_port()
     settings = load_settings({}).replace(
-        var_dir=tmp, http_port=port, smpp_port=_free_port(), embedded_pg_fast=args.no_fsync,
+        var_dir=tmp, http_port=port, smpp_port=free_port(), embedded_pg_fast=args.no_fsync,
         admin_email="bench@herald.test", admin_password="bench-password-1", api_tps=0,
         log_level="warning", db_pool_size=20,
     )

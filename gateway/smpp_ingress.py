@@ -148,14 +148,11 @@ from smpp.udh import IEI_CONCAT_8, IEI_CONCAT_16, parse_udh
 log = logging.getLogger("herald.smpp")
 S = CommandStatus
 
+# Not final yet (final statuses answer as their receipt: gateway.receipts_out.receipt_state).
 _QUERY_STATE = {
     Status.PREPARED: MessageState.ENROUTE,
     Status.BILLED: MessageState.ENROUTE,
     Status.SENT: MessageState.ENROUTE,
-    Status.DELIVERED: MessageState.DELIVERED,
-    Status.SEEN: MessageState.DELIVERED,
-    Status.UNDELIVERED: MessageState.UNDELIVERABLE,
-    Status.FAILED: MessageState.REJECTED,
 }
 
 MAX_VALIDITY = timedelta(days=7)
