@@ -20,13 +20,17 @@ class SeedResult:
     generated_password: str | None  # shown once when Herald made it up
 
 
+_SEED_LOCK = 0x48455242  # "HERB"
+
+
 async def seed_system_owner(
     conn: asyncpg.Connection, *, admin_email: str, admin_password: str = ""
 ) -> SeedResult:
     """Create the system owner, its default portal and first admin unless they exist."""
     async with conn.transaction():
-        # Serialise concurrent first starts of several processes.
-        await conn.execute("SELECT pg_advisory_xact_lock(0x48455242)")
+        # Serialise concurrent first starts of several processes. The key travels as a
+        # parameter: hex literals in SQL need PostgreSQL 16, and a DATABASE_URL may be older.
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", _SEED_LOCK)
         if await conn.fetchval("SELECT 1 FROM partners WHERE kind = 'owner'"):
             return SeedResult(False, admin_email, None)
         portal_id = await conn.fetchval(
