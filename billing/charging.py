@@ -22,6 +22,20 @@ statement each). Under the lock the snapshot's balances and pack counts are
 exact, so the guarded UPDATEs always succeed; if one did not, the batch
 fails whole (Conflict / InsufficientBalance) rather than charge wrongly.
 
+The lock is held from step 1 to the commit, so concurrent batches of one
+partner take turns for their whole transaction. :meth:`Charger.charge_unlocked`
+is the variant for the hot path (the group commit): it reads the snapshot
+without the lock, prices, and writes the ledger and charge rows, leaving the
+pack and balance updates to :meth:`PendingDebit.apply`, which the caller runs
+last in its transaction. ``apply`` takes the lock (same order), checks that
+every payer's status is unchanged and its funds still cover the debit, and
+runs the guarded UPDATEs; if any check fails it raises
+:class:`~billing.errors.StaleSnapshot` and the caller charges the batch again
+with :meth:`Charger.charge`. The lock then lasts from the debit to the commit,
+not for the pricing and the writing of thousands of rows. A stale read can
+only refuse a message that a later read would have accepted (funds that
+arrived meanwhile), the same answer as if the batch had come a moment earlier.
+
 All of it runs in one transaction — the caller's when one is open (e.g. the
 group commit that also stores the messages; an error then fails the caller's
 transaction, so no savepoint is spent on it), else its own — so the debits,
@@ -36,7 +50,6 @@ that failed is refunded for every level by :func:`refund`.
 
 from __future__ import annotations
 
-import io
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -44,7 +57,7 @@ from typing import NamedTuple
 
 import asyncpg
 
-from billing.errors import InsufficientBalance
+from billing.errors import InsufficientBalance, StaleSnapshot
 from billing.pricing import (
     SOURCES,
     ZERO,
@@ -73,12 +86,16 @@ class ChargeResult(NamedTuple):
     ledger_id: int | None    # the sender's ledger row (aggregated for the batch)
 
 
-_LOCK_PAYERS = """
+_PAYERS = """
 SELECT id, parent_id, path, status, currency, balance + credit_limit AS available
 FROM partners
 WHERE id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) AND parent_id IS NOT NULL
-ORDER BY id
-FOR NO KEY UPDATE"""  # serialises charges; inserts referencing the partner (FK checks) go on
+ORDER BY id"""
+# serialises charges; inserts referencing the partner (FK checks) go on
+_LOCK_PAYERS = _PAYERS + "\nFOR NO KEY UPDATE"
+_RELOCK = """
+SELECT id, status, balance + credit_limit AS available FROM partners
+WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"""
 
 _PLANS = """
 SELECT pp.partner_id, pp.traffic, p.id, p.revision, p.currency, p.billing_mode
@@ -98,6 +115,9 @@ UPDATE pack_subscriptions s SET remaining = s.remaining - d.n
 FROM unnest($1::bigint[], $2::int[]) AS d(id, n)
 WHERE s.id = d.id AND s.remaining >= d.n
 RETURNING s.id"""
+# Priced without the lock, a batch may have counted on a pack that was cancelled or expired since.
+_TAKE_FROM_LIVE_PACKS = _TAKE_FROM_PACKS.replace(
+    "s.remaining >= d.n", "s.remaining >= d.n AND s.canceled_at IS NULL AND s.expires_at > now()")
 
 _DEBIT = """
 UPDATE partners p SET balance = p.balance - d.amount
@@ -260,6 +280,52 @@ async def _write_ledger(conn: asyncpg.Connection, details: dict[DetailKey, list]
     return {key: row["id"] for key, row in zip(groups, ids, strict=True)}
 
 
+class PendingDebit:
+    """What a batch priced by :meth:`Charger.charge_unlocked` still has to take: run
+    :meth:`apply` last in the same transaction."""
+
+    __slots__ = ("_debits", "_packs", "_seen")
+
+    def __init__(self, seen: dict[int, Account], debits: dict[int, Decimal], packs: dict[int, int]) -> None:
+        self._seen = seen
+        self._debits = debits
+        self._packs = packs
+
+    async def apply(self, conn: asyncpg.Connection) -> None:
+        """Lock the payers, check nothing the pricing relied on moved, take packs and balances.
+
+        Raises :class:`~billing.errors.StaleSnapshot` when a payer's status
+        changed, its funds no longer cover its debit, or a pack no longer has
+        the messages counted on it; the transaction must then be rolled back.
+        """
+        if not self._seen:
+            return
+        for row in await conn.fetch(_RELOCK, list(self._seen)):
+            seen = self._seen[row["id"]]
+            if row["status"] != seen.status or row["available"] < self._debits.get(row["id"], ZERO):
+                raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
+        await _take(conn, self._debits, self._packs, stale=True)
+
+
+async def _take(conn: asyncpg.Connection, debits: dict[int, Decimal], packs: dict[int, int], *,
+                stale: bool) -> None:
+    """The pack and balance UPDATEs of a batch, each guarded. A refused guard is a
+    :class:`StaleSnapshot` after an unlocked pricing, and cannot happen under the lock."""
+    if packs:
+        ids = list(packs)
+        done = await conn.fetch(_TAKE_FROM_LIVE_PACKS if stale else _TAKE_FROM_PACKS, ids,
+                                [packs[i] for i in ids])
+        if len(done) != len(ids):
+            raise (StaleSnapshot if stale else Conflict)(
+                "a pack changed while the batch was being charged; retry the batch")
+    if debits:
+        ids = list(debits)
+        done = await conn.fetch(_DEBIT, ids, [debits[i] for i in ids])
+        if len(done) != len(ids):
+            raise (StaleSnapshot if stale else InsufficientBalance)(
+                "a balance changed while the batch was being charged")
+
+
 class Charger:
     """Charges batches of messages; holds this process's cache of plan rates.
 
@@ -270,9 +336,9 @@ class Charger:
     def __init__(self) -> None:
         self._plans: dict[int, PlanRates] = {}
 
-    async def _snapshot(self, conn: asyncpg.Connection, senders: list[int]) -> Snapshot:
+    async def _snapshot(self, conn: asyncpg.Connection, senders: list[int], *, lock: bool = True) -> Snapshot:
         snap = Snapshot()
-        rows = await conn.fetch(_LOCK_PAYERS, senders)
+        rows = await conn.fetch(_LOCK_PAYERS if lock else _PAYERS, senders)
         payer_ids = []
         for r in rows:
             snap.accounts[r["id"]] = Account(r["id"], r["parent_id"], r["status"], r["currency"].strip(),
@@ -313,41 +379,45 @@ class Charger:
         """Price and charge a batch; one result per request, in order (refused ones have ok=False)."""
         if not requests:
             return []
-        refs = set()
-        for req in requests:
-            if req.parts < 1:
-                raise Invalid(f"message {req.ref}: parts must be at least 1")
-            if req.source not in SOURCES:
-                raise Invalid(f"message {req.ref}: unknown source {req.source!r}")
-            refs.add(req.ref)
-        if len(refs) != len(requests):
-            raise Invalid("the batch repeats a message ref")
-        senders = sorted({r.partner_id for r in requests})
+        senders = _senders(requests)
         if conn.is_in_transaction():
             snap, decisions, tx_ids = await self._charge(conn, senders, requests)
         else:
             async with conn.transaction():
                 snap, decisions, tx_ids = await self._charge(conn, senders, requests)
-        results = []
-        for d in decisions:
-            sender_currency = snap.accounts[d.request.partner_id].currency \
-                if d.request.partner_id in snap.accounts else ""
-            results.append(ChargeResult(
-                d.request.ref, d.ok, d.amount, sender_currency, d.pack_id, d.reason, d.code,
-                tx_ids.get(d.request.ref),
-            ))
-        return results
+        return _results(snap, decisions, tx_ids)
+
+    async def charge_unlocked(
+        self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]
+    ) -> tuple[list[ChargeResult], PendingDebit]:
+        """:meth:`charge` without holding the payers' lock while pricing and writing.
+
+        Must run inside the caller's transaction, which then calls
+        ``pending.apply(conn)`` last before committing, and on
+        :class:`~billing.errors.StaleSnapshot` rolls back and charges the
+        batch again with :meth:`charge` (see the module doc).
+        """
+        if not conn.is_in_transaction():
+            raise RuntimeError("charge_unlocked needs the caller's transaction")
+        if not requests:
+            return [], PendingDebit({}, {}, {})
+        snap = await self._snapshot(conn, _senders(requests), lock=False)
+        decisions = price_batch(snap, requests)
+        debits, packs = _debits(decisions)
+        tx_ids = await self._record(conn, snap, decisions)
+        return _results(snap, decisions, tx_ids), PendingDebit(snap.accounts, debits, packs)
 
     async def _charge(
         self, conn: asyncpg.Connection, senders: list[int], requests: Sequence[ChargeRequest]
     ) -> tuple[Snapshot, list[Decision], dict[str, int]]:
         snap = await self._snapshot(conn, senders)
         decisions = price_batch(snap, requests)
-        return snap, decisions, await self._write(conn, snap, decisions)
+        debits, packs = _debits(decisions)
+        await _take(conn, debits, packs, stale=False)
+        return snap, decisions, await self._record(conn, snap, decisions)
 
-    async def _write(self, conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision]) -> dict[str, int]:
-        debits: dict[int, Decimal] = defaultdict(Decimal)
-        pack_use: dict[int, int] = defaultdict(int)
+    async def _record(self, conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision]) -> dict[str, int]:
+        """Write the ledger and the charge rows; returns the ledger id of each accepted ref."""
         details: dict[DetailKey, list] = {}
         accepted = [d for d in decisions if d.ok]
         for d in accepted:
@@ -355,21 +425,7 @@ class Charger:
             head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
             traffic = (req.channel, req.traffic_type)
             for payer, amount, rate, pack_id, _ in d.levels:
-                if amount:
-                    debits[payer] += amount
-                if pack_id:
-                    pack_use[pack_id] += req.parts
                 _add_detail(details, payer, head, traffic, req.parts, amount, rate, pack_id)
-        if pack_use:
-            ids = list(pack_use)
-            done = await conn.fetch(_TAKE_FROM_PACKS, ids, [pack_use[i] for i in ids])
-            if len(done) != len(ids):
-                raise Conflict("a pack changed while the batch was being charged; retry the batch")
-        if debits:
-            ids = list(debits)
-            done = await conn.fetch(_DEBIT, ids, [debits[i] for i in ids])
-            if len(done) != len(ids):  # cannot happen under the lock taken in _snapshot
-                raise InsufficientBalance("a balance changed while the batch was being charged")
         parents = {a.partner_id: a.parent_id for a in snap.accounts.values()}
         currencies = {a.partner_id: a.currency for a in snap.accounts.values()}
         ledger = await _write_ledger(conn, details, parents, currencies)
@@ -399,11 +455,51 @@ class Charger:
         if lines:
             data = ("\n".join(lines) + "\n").encode()
             try:
-                await conn.copy_to_table("charges", source=io.BytesIO(data), columns=_CHARGE_COLUMNS,
+                await conn.copy_to_table("charges", source=memoryview(data), columns=_CHARGE_COLUMNS,
                                          format="text")
             except asyncpg.UniqueViolationError as exc:
                 raise Conflict("a message of the batch was already charged (same ref)") from exc
         return tx_by_ref
+
+
+def _senders(requests: Sequence[ChargeRequest]) -> list[int]:
+    """The batch's senders in lock order, after checking the requests are well formed."""
+    refs = set()
+    for req in requests:
+        if req.parts < 1:
+            raise Invalid(f"message {req.ref}: parts must be at least 1")
+        if req.source not in SOURCES:
+            raise Invalid(f"message {req.ref}: unknown source {req.source!r}")
+        refs.add(req.ref)
+    if len(refs) != len(requests):
+        raise Invalid("the batch repeats a message ref")
+    return sorted({r.partner_id for r in requests})
+
+
+def _debits(decisions: list[Decision]) -> tuple[dict[int, Decimal], dict[int, int]]:
+    """What the accepted decisions take: amount per payer, messages per pack."""
+    debits: dict[int, Decimal] = defaultdict(Decimal)
+    pack_use: dict[int, int] = defaultdict(int)
+    for d in decisions:
+        if d.ok:
+            parts = d.request.parts
+            for payer, amount, _, pack_id, _ in d.levels:
+                if amount:
+                    debits[payer] += amount
+                if pack_id:
+                    pack_use[pack_id] += parts
+    return debits, pack_use
+
+
+def _results(snap: Snapshot, decisions: list[Decision], tx_ids: dict[str, int]) -> list[ChargeResult]:
+    results = []
+    for d in decisions:
+        sender = snap.accounts.get(d.request.partner_id)
+        results.append(ChargeResult(
+            d.request.ref, d.ok, d.amount, sender.currency if sender is not None else "", d.pack_id,
+            d.reason, d.code, tx_ids.get(d.request.ref),
+        ))
+    return results
 
 
 async def charge_messages(

@@ -16,6 +16,12 @@ class InsufficientBalance(Conflict):
     smpp_status = ESME_RSUBMITFAIL
 
 
+class StaleSnapshot(Conflict):
+    """A batch priced without the payers' lock found, under it, that a balance, pack or status
+    it relied on had changed: its transaction must be rolled back and the batch charged again
+    under the lock (see :meth:`billing.charging.Charger.charge_unlocked`)."""
+
+
 class NoRate(Invalid):
     """Neither a pack nor the rate plan covers the destination network."""
 

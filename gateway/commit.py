@@ -16,10 +16,18 @@ Inside the batch transaction, in this order:
    ``status=BILLED``, ``cost`` and ``charge_ref`` filled in), or a
    :class:`~config.errors.HeraldError` that rejects that message alone (e.g.
    insufficient balance). Charging and storing therefore commit together.
+   It may instead return :class:`Charged` (the outcomes and a ``finish``
+   step), when part of its work must run last in the transaction.
 2. The accepted messages are written with COPY (:func:`gateway.messages.insert_messages`).
 3. Those with a non-empty ``route`` are put in the send queue
    (:func:`gateway.queue.enqueue`), claimable from ``scheduled_for`` when set.
 4. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
+5. ``finish(conn)`` when the hook returned one: the billing hook's debit of
+   the balances, taken last so that their row locks are held only until the
+   commit. If it raises :class:`~billing.errors.StaleSnapshot` (a balance
+   moved under the unlocked pricing), the transaction is rolled back and the
+   batch written again with ``before_insert(conn, msgs, careful=True)``,
+   which charges under the lock from the start.
 
 If the batch transaction fails and it held more than one producer's request,
 each request is retried alone in its own transaction, so one producer's bad
@@ -48,10 +56,12 @@ import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from functools import partial
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import asyncpg
 
+from billing.errors import StaleSnapshot
 from config.errors import HeraldError
 from gateway import queue
 from gateway.messages import NewMessage, insert_messages
@@ -62,7 +72,17 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 Outcome = NewMessage | HeraldError
-BeforeInsert = Callable[[asyncpg.Connection, list[NewMessage]], Awaitable[Sequence[Outcome]]]
+
+
+class Charged(NamedTuple):
+    """A ``before_insert`` answer whose last step runs after the rows are written."""
+
+    outcomes: Sequence[Outcome]
+    finish: Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+# (conn, msgs) -> outcomes or Charged; called with careful=True when retried after a StaleSnapshot
+BeforeInsert = Callable[..., Awaitable["Sequence[Outcome] | Charged"]]
 AfterInsert = Callable[[asyncpg.Connection, list[NewMessage]], Awaitable[None]]
 
 
@@ -78,6 +98,7 @@ class WriterStats:
     rows: int = 0
     largest_batch: int = 0
     failed_batches: int = 0
+    stale_batches: int = 0     # written again under the lock after a StaleSnapshot
 
 
 @dataclass(slots=True)
@@ -131,9 +152,9 @@ class GroupCommit(Generic[T, R]):
         if self._flushing:
             await asyncio.gather(*self._flushing, return_exceptions=True)
         st = self.stats
-        log.info("event=writer_stopped writer=%s batches=%d rows=%d largest=%d mean=%.1f failed=%d",
-                 self._name, st.batches, st.rows, st.largest_batch,
-                 st.rows / st.batches if st.batches else 0.0, st.failed_batches)
+        log.info("event=writer_stopped writer=%s batches=%d rows=%d largest=%d mean=%.1f failed=%d"
+                 " stale=%d", self._name, st.batches, st.rows, st.largest_batch,
+                 st.rows / st.batches if st.batches else 0.0, st.failed_batches, st.stale_batches)
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         """Commit ``items`` in the next batch; one result per item once committed.
@@ -237,9 +258,10 @@ class GroupCommit(Generic[T, R]):
             else:
                 _resolve(req, list(results))
 
-    async def _commit(self, items: list) -> Sequence[R]:
+    async def _commit(self, items: list, commit: Callable[..., Awaitable[Sequence[Any]]] | None = None
+                      ) -> Sequence[R]:
         async with self._pool.acquire() as conn, conn.transaction():
-            results = await self._commit_fn(conn, items)
+            results = await (commit or self._commit_fn)(conn, items)
             if len(results) != len(items):
                 raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
         self.stats.batches += 1
@@ -271,9 +293,21 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
         """Store ``msgs`` in the next batch; one outcome per message once committed."""
         return await self.submit(msgs)
 
-    async def _store(self, conn: asyncpg.Connection, msgs: list[NewMessage]) -> Sequence[Outcome]:
+    async def _commit(self, items: list, commit: Callable[..., Awaitable[Sequence[Any]]] | None = None
+                      ) -> Sequence[Outcome]:
+        try:
+            return await super()._commit(items, commit)
+        except StaleSnapshot:
+            self.stats.stale_batches += 1
+            log.info("event=batch_stale rows=%d; charging again under the lock", len(items))
+            return await super()._commit(items, partial(self._store, careful=True))
+
+    async def _store(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
+                     ) -> Sequence[Outcome]:
+        finish = None
         if self._before is not None:
-            outcomes = await self._before(conn, msgs)
+            got = await (self._before(conn, msgs, careful=True) if careful else self._before(conn, msgs))
+            outcomes, finish = got if isinstance(got, Charged) else (got, None)
             if len(outcomes) != len(msgs):
                 raise RuntimeError(
                     f"before_insert returned {len(outcomes)} outcomes for {len(msgs)} messages"
@@ -285,6 +319,8 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
         await queue.enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in accepted if m.route])
         if self._after is not None and accepted:
             await self._after(conn, accepted)
+        if finish is not None:
+            await finish(conn)
         return outcomes
 
 
