@@ -168,6 +168,11 @@ class Settings:
         "seconds a delivery receipt that arrived before its message's vendor id was recorded"
         " is kept and applied again; older ones are dropped with a log line",
     )
+    viber_fallback_ttl: int = _setting(
+        "HERALD_VIBER_FALLBACK_TTL", _int_range(1, 14 * 86400), 3600,
+        "seconds a Viber→SMS cascade message sent without fallbackTtl waits for its Viber"
+        " delivery before the SMS goes",
+    )
 
     @property
     def base_url(self) -> str:

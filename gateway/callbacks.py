@@ -7,7 +7,9 @@ callback URL taken at submission —
 * incoming message (MO, for messages sent with ``acceptMO``): the same plus ``"message"``.
 
 ``eventTime`` looks like ``2026-11-25T11:47:45.123+00:00``; ``channel`` is
-``SMS`` or ``VIBER``; ``status`` is one of the message statuses.
+``SMS`` or ``VIBER``; ``status`` is one of the message statuses. The SMS a
+Viber→SMS cascade sends reports under the Viber message's ``transactionID``
+with ``channel`` ``SMS`` (:func:`transaction_id`).
 
 How (migration 0302, table ``callback_outbox``):
 
@@ -21,7 +23,9 @@ How (migration 0302, table ``callback_outbox``):
   full jitter, until ``max_age`` after the event: then the row is marked
   ``gave_up`` with the last error. Delivery is at least once: a process that
   dies mid-POST leaves its rows to be sent again when the lease ends.
-* Order per message: rows share an ``order_key`` (the message id) and only the
+* Order per message: rows share an ``order_key`` (the transaction id: the message
+  id, or for the SMS of a Viber→SMS cascade the Viber message's, so the
+  client hears of the Viber message's end before the SMS) and only the
   oldest pending row of a key may be claimed, so DELIVERED is never POSTed
   before the SENT that preceded it; a later event waits until the earlier one
   is delivered or given up. "Oldest" is id order, which is commit order
@@ -40,6 +44,7 @@ How (migration 0302, table ``callback_outbox``):
 Public API::
 
     format_event_time(dt) -> str
+    transaction_id(message) -> str                          # what the client calls it
     dlr_payload(message, at=None) -> dict
     sign(key, body, t) -> str ; verify(key, header, body, now=None, tolerance=300) -> bool
     enqueue_dlr(conn, message, at=None) -> int | None      # None: message has no callback URL
@@ -80,10 +85,24 @@ def format_event_time(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+# client_ref of the SMS a Viber→SMS cascade sent (gateway.cascade): its reports carry
+# the Viber message's id, the transaction id the client was given.
+CASCADE_REF_PREFIX = "cascade:"
+
+
+def transaction_id(message: Message) -> str:
+    """The client's transaction id for ``message``: its own id, or for the SMS of a
+    Viber→SMS cascade, the id of the Viber message it stands in for."""
+    ref = message.client_ref
+    if ref is not None and ref.startswith(CASCADE_REF_PREFIX):
+        return ref[len(CASCADE_REF_PREFIX):]
+    return str(message.id)
+
+
 def dlr_payload(message: Message, at: datetime | None = None) -> dict:
     """The delivery-report body for ``message`` in its current status."""
     return {
-        "transactionID": str(message.id),
+        "transactionID": transaction_id(message),
         "dnis": message.destination,
         "status": str(message.status),
         "eventTime": format_event_time(at or message.updated_at),
@@ -136,7 +155,7 @@ async def enqueue_dlr(
     if not message.callback_url:
         return None
     return await enqueue(
-        conn, kind="dlr", order_key=str(message.id), url=message.callback_url,
+        conn, kind="dlr", order_key=transaction_id(message), url=message.callback_url,
         payload=dlr_payload(message, at), partner_id=message.partner_id,
         api_key_id=message.api_key_id,
     )
@@ -159,7 +178,7 @@ async def enqueue_dlrs(
            FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[])
                 WITH ORDINALITY AS u(order_key, url, body, partner_id, api_key_id, ord)
            ORDER BY ord""",
-        [str(m.id) for m in wanted], [m.callback_url for m in wanted],
+        [transaction_id(m) for m in wanted], [m.callback_url for m in wanted],
         [_encode(dlr_payload(m, at)) for m in wanted], [m.partner_id for m in wanted],
         [m.api_key_id for m in wanted],
     )

@@ -1,4 +1,4 @@
-"""``herald`` command line: serve, migrate, settings."""
+"""``herald`` command line: serve, migrate, settings, and the simulators (smsc-sim, viber-sim)."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _extra_commands() -> dict:
-    """Commands other modules contribute (e.g. the carrier simulator)."""
+    """Commands other modules contribute (the carrier and Viber provider simulators)."""
     commands: dict = {}
     try:
         from gateway.simulator import cli_command
@@ -85,6 +85,9 @@ def _extra_commands() -> dict:
             raise
     else:
         commands["smsc-sim"] = cli_command()
+    from viber.simulator import cli_command as viber_sim
+
+    commands["viber-sim"] = viber_sim()
     return commands
 
 

@@ -34,7 +34,7 @@ AppHook = Callable[[web.Application], None]
 def app_hooks() -> list[AppHook]:
     """Every area's ``setup(app)``: the composition root of the web application."""
     hooks: list[AppHook] = []
-    for module_name in ("gateway.api", "portal.web"):
+    for module_name in ("gateway.api", "gateway.viber_connector", "portal.web"):
         try:
             module = __import__(module_name, fromlist=["setup"])
         except ModuleNotFoundError as exc:

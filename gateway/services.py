@@ -109,4 +109,21 @@ def build_services(app: web.Application) -> list[Service]:
         receipts=connectors.receipts if connectors else None,
         receipt_horizon=settings.early_receipt_horizon,
     )
-    return [dispatcher, *smpp, housekeeping]
+    return [dispatcher, *smpp, *viber_services(app), housekeeping]
+
+
+def viber_services(app: web.Application) -> list[Service]:
+    """The Viber vendors' send workers and the Viber→SMS cascade job."""
+    from gateway.cascade import CascadeJob, with_cascade
+    from gateway.receipts_out import status_many_hook
+    from gateway.viber_connector import ViberConnectors
+
+    pool, redis, settings = app[DB], app[REDIS], app[SETTINGS]
+    viber = ViberConnectors(pool, redis, on_change=with_cascade(status_many_hook()))
+    pipeline = app.get(PIPELINE)
+    if pipeline is not None:
+        pipeline.add_listener(viber.notify)
+        cascade = CascadeJob(pool, pipeline)
+    else:
+        cascade = CascadeJob(pool, Pipeline(pool, redis, settings), owns_pipeline=True)
+    return [viber, cascade]

@@ -1,0 +1,336 @@
+"""The Viber→SMS cascade: a Viber message not delivered in time is sent again as SMS.
+
+A Viber message stored with ``fallback_channel='sms'`` and ``fallback_ttl``
+(seconds) falls back when
+
+* it ends UNDELIVERED (undelivered or expired) or FAILED, or
+* it is still SENT ``fallback_ttl`` seconds after it was sent (not DELIVERED
+  nor SEEN by then).
+
+A message still waiting in the send queue (never sent) does not fall back on
+time: its TTL starts when the provider takes it (and the provider is asked to
+give up after the same TTL, :func:`gateway.viber_connector.viber_message`).
+
+The SMS is a new message submitted through the pipeline (:func:`sms_submission`):
+same partner, user, API key, sender, text, label, callback URL; priced, charged
+and routed as SMS. Its ``client_ref`` is ``cascade:<viber message id>``, so its
+HTTP callbacks carry the Viber message's ``transactionID`` with channel ``SMS``
+(:func:`gateway.callbacks.transaction_id`).
+
+Exactly once (migration 0400, table ``viber_cascade``): a process claims a
+Viber message by inserting its row — the primary key lets one insert in, however
+many processes try — and only then submits the SMS; the row then records the
+SMS id (``sent``) or why the pipeline refused it (``refused``: no balance, no
+route…; not retried). A claim still open after its lease (the process died
+between claim and record) is taken over by one process (``FOR UPDATE SKIP
+LOCKED``), which first looks for the SMS by its ``client_ref`` and submits only
+if there is none. The lease (``lease`` seconds) must outlast one pipeline submit.
+
+:class:`CascadeJob` is a service running :meth:`CascadeJob.run_once` every
+``interval`` seconds in every process (the pattern of :mod:`gateway.housekeeping`).
+It does not scan the messages table: the status hook of everything that moves
+Viber messages (:func:`with_cascade` around the billing hook: the Viber send
+workers, the status webhook's receipt writer, and the SMPP connectors' receipt
+writer, through which housekeeping re-applies early reports) notes in
+``viber_cascade_due`` when a cascade message falls due — at ``sent_at +
+fallback_ttl`` when it is sent, at once when it ends undelivered or failed — and
+drops the row when it is delivered or seen. The job reads due rows only. The
+pipeline gives a cascade submitted without ``fallback_ttl`` the
+``HERALD_VIBER_FALLBACK_TTL`` default.
+
+Public API::
+
+    fallback_reason(message, now) -> str | None    # pure: 'ttl' | 'undelivered' | 'failed'
+    sms_submission(message) -> Submission          # pure
+    due_rows(messages, now) -> (due, settled)      # pure: what the status hook writes
+    with_cascade(hook) -> on_change_many hook      # hook, then mark_due(conn, messages)
+    CascadeJob(pool, pipeline, *, interval=5.0, batch=200, lease=120.0)
+        .start() / .stop() / .run_once(now=None) -> CascadeResult
+    linked_sms(conn, viber_message_id) -> UUID | None
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from gateway.callbacks import CASCADE_REF_PREFIX
+from gateway.delivery import OnChangeMany
+from gateway.messages import Message, Status, message_columns
+from gateway.pipeline import Accepted, Pipeline, Submission
+
+log = logging.getLogger("herald.cascade")
+
+_COLUMNS = message_columns("m")
+
+# Due rows, locked so that two processes do not both read the same ones; the caller
+# deletes them in the same transaction.
+_DUE = f"""
+SELECT {_COLUMNS} FROM viber_cascade_due d JOIN messages m ON m.id = d.viber_message_id
+WHERE d.due_at <= $1
+ORDER BY d.due_at
+LIMIT $2
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+_DONE_DUE = "DELETE FROM viber_cascade_due WHERE viber_message_id = ANY($1::uuid[])"
+_RELOOK = "UPDATE viber_cascade_due SET due_at = $2 WHERE viber_message_id = ANY($1::uuid[])"
+
+# Written by the status hook (due_hook): the earliest reason wins.
+_MARK_DUE = """
+INSERT INTO viber_cascade_due (viber_message_id, due_at)
+SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+ON CONFLICT (viber_message_id) DO UPDATE
+    SET due_at = least(viber_cascade_due.due_at, EXCLUDED.due_at)
+"""
+
+_CLAIM = """
+INSERT INTO viber_cascade (viber_message_id, partner_id, reason, claimed_until)
+SELECT id, partner_id, reason, $4::timestamptz + make_interval(secs => $5)
+FROM unnest($1::uuid[], $2::bigint[], $3::text[]) AS u(id, partner_id, reason)
+ORDER BY id
+ON CONFLICT (viber_message_id) DO NOTHING
+RETURNING viber_message_id
+"""
+
+_TAKE_STALE = f"""
+WITH stale AS (
+    SELECT viber_message_id FROM viber_cascade
+    WHERE state = 'claimed' AND claimed_until < $1
+    ORDER BY claimed_until
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+), taken AS (
+    UPDATE viber_cascade c SET claimed_until = $1 + make_interval(secs => $2),
+        attempts = c.attempts + 1, updated_at = now()
+    FROM stale WHERE c.viber_message_id = stale.viber_message_id
+    RETURNING c.viber_message_id, c.created_at
+)
+SELECT {_COLUMNS}, taken.created_at AS claimed_at
+FROM taken JOIN messages m ON m.id = taken.viber_message_id
+"""
+
+# The SMS of an earlier claim, if its process got as far as storing it.
+_FIND_SMS = """
+SELECT id FROM messages
+WHERE partner_id = $1 AND created_at >= $2 AND client_ref = $3 AND channel = 'sms'
+LIMIT 1
+"""
+
+_SENT = """
+UPDATE viber_cascade SET state = 'sent', sms_message_id = $2, error = NULL, updated_at = now()
+WHERE viber_message_id = $1 AND state = 'claimed'
+"""
+
+_REFUSED = """
+UPDATE viber_cascade SET state = 'refused', error = $2, updated_at = now()
+WHERE viber_message_id = $1 AND state = 'claimed'
+"""
+
+
+def fallback_reason(message: Message, now: datetime) -> str | None:
+    """Why ``message`` falls back to SMS now, or None (the rule of the module doc)."""
+    if message.channel != "viber" or message.fallback_channel != "sms":
+        return None
+    if message.status == Status.UNDELIVERED:
+        return "undelivered"
+    if message.status == Status.FAILED:
+        return "failed"
+    if (message.status == Status.SENT and message.sent_at is not None
+            and message.fallback_ttl is not None
+            and message.sent_at + timedelta(seconds=message.fallback_ttl) <= now):
+        return "ttl"
+    return None
+
+
+def cascade_ref(viber_message_id: uuid.UUID | str) -> str:
+    return f"{CASCADE_REF_PREFIX}{viber_message_id}"
+
+
+def sms_submission(message: Message) -> Submission:
+    """The SMS standing in for the Viber ``message``: same account, sender, text and callbacks."""
+    return Submission(
+        partner_id=message.partner_id, origin=message.origin, sender=message.sender,
+        destination=message.destination, text=message.text, channel="sms",
+        user_id=message.user_id, api_key_id=message.api_key_id, accept_mo=message.accept_mo,
+        label=message.label, campaign_id=message.campaign_id,
+        client_ref=cascade_ref(message.id), registered_delivery=message.registered_delivery,
+        callback_url=message.callback_url, valid_until=message.valid_until,
+    )
+
+
+def due_rows(messages: Sequence[Message], now: datetime) -> tuple[list[tuple[uuid.UUID, datetime]],
+                                                                  list[uuid.UUID]]:
+    """What moved cascade messages mean for ``viber_cascade_due``: (rows to mark due
+    (id, due_at), ids no longer pending). Pure; other messages are left out."""
+    due: list[tuple[uuid.UUID, datetime]] = []
+    settled: list[uuid.UUID] = []
+    for m in messages:
+        if m.fallback_channel != "sms" or m.channel != "viber":
+            continue
+        if m.status in (Status.UNDELIVERED, Status.FAILED):
+            due.append((m.id, now))
+        elif m.status == Status.SENT and m.fallback_ttl:
+            due.append((m.id, (m.sent_at or now) + timedelta(seconds=m.fallback_ttl)))
+        elif m.status in (Status.DELIVERED, Status.SEEN):
+            settled.append(m.id)
+    return due, settled
+
+
+async def mark_due(conn: asyncpg.Connection, messages: Sequence[Message]) -> None:
+    """The ``on_change_many`` hook part of the cascade: note when moved messages fall due."""
+    due, settled = due_rows(messages, datetime.now(UTC))
+    if due:
+        await conn.execute(_MARK_DUE, [i for i, _ in due], [at for _, at in due])
+    if settled:
+        await conn.execute(_DONE_DUE, settled)
+
+
+def with_cascade(hook: OnChangeMany | None) -> OnChangeMany:
+    """``hook`` (e.g. :func:`gateway.receipts_out.status_many_hook`) followed by
+    :func:`mark_due`: the hook of everything that moves Viber messages."""
+
+    forwards = getattr(hook, "takes_after_commit", False)
+
+    async def both(conn: asyncpg.Connection, messages: list[Message],
+                   after_commit: list | None = None) -> None:
+        if hook is not None:
+            if forwards and after_commit is not None:
+                # The billing hook's post-commit steps (gateway.delivery), handed through.
+                await hook(conn, messages, after_commit=after_commit)  # type: ignore[call-arg]
+            else:
+                await hook(conn, messages)
+        await mark_due(conn, messages)
+
+    both.takes_after_commit = forwards  # type: ignore[attr-defined]
+    return both
+
+
+@dataclass(frozen=True, slots=True)
+class CascadeResult:
+    sent: int = 0        # SMS submitted and accepted by the pipeline
+    refused: int = 0     # the pipeline refused the SMS (balance, route, sender…)
+    recovered: int = 0   # stale claims whose SMS already existed
+
+
+async def linked_sms(conn: asyncpg.Connection | asyncpg.Pool,
+                     viber_message_id: uuid.UUID) -> uuid.UUID | None:
+    """The SMS a Viber message fell back to, if any."""
+    return await conn.fetchval(
+        "SELECT sms_message_id FROM viber_cascade WHERE viber_message_id = $1", viber_message_id)
+
+
+class CascadeJob:
+    """Finds Viber messages due to fall back and sends their SMS (see the module doc)."""
+
+    def __init__(
+        self, pool: asyncpg.Pool, pipeline: Pipeline, *, interval: float = 5.0,
+        batch: int = 200, lease: float = 120.0,
+        owns_pipeline: bool = False,
+    ) -> None:
+        self.pool = pool
+        self.pipeline = pipeline
+        self.interval = interval
+        self.batch = batch
+        self.lease = lease
+        self._owns_pipeline = owns_pipeline
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        if self._owns_pipeline:
+            await self.pipeline.start()
+        self._task = asyncio.create_task(self._loop(), name="viber-cascade")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._owns_pipeline:
+            await self.pipeline.stop()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                result = await self.run_once()
+                busy = result.sent + result.refused + result.recovered >= self.batch
+            except Exception:
+                log.exception("event=cascade_failed")
+                busy = False
+            if not busy:
+                await asyncio.sleep(self.interval)
+
+    async def run_once(self, now: datetime | None = None) -> CascadeResult:
+        """One pass: stale claims first, then newly due messages (up to ``batch`` each)."""
+        now = now or datetime.now(UTC)
+        recovered, retried = await self._take_stale(now)
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(_DUE, now, self.batch)
+            messages = [Message.from_row(r) for r in rows]
+            due = [(m, reason) for m in messages
+                   if (reason := fallback_reason(m, now)) is not None]
+            claimed: set[uuid.UUID] = set()
+            if due:
+                claimed = {r["viber_message_id"] for r in await conn.fetch(
+                    _CLAIM, [m.id for m, _ in due], [m.partner_id for m, _ in due],
+                    [reason for _, reason in due], now, float(self.lease))}
+            # Claimed or not needed (delivered, seen, already claimed): done with either way.
+            # Still SENT and not yet due by our clock (the hook's clock ran ahead): look later.
+            early = {m.id for m in messages
+                     if m.status == Status.SENT and fallback_reason(m, now) is None}
+            if early:
+                await conn.execute(_RELOOK, list(early), now + timedelta(seconds=self.interval))
+            await conn.execute(_DONE_DUE, [m.id for m in messages if m.id not in early])
+        mine = retried + [m for m, _ in due if m.id in claimed]
+        sent, refused = await self._submit(mine)
+        return CascadeResult(sent, refused, recovered)
+
+    async def _take_stale(self, now: datetime) -> tuple[int, list[Message]]:
+        """Take over claims whose process died; (settled because the SMS exists, to resubmit)."""
+        recovered = 0
+        resubmit: list[Message] = []
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_TAKE_STALE, now, float(self.lease), self.batch)
+            for row in rows:
+                message = Message.from_row(row)
+                # The SMS is created after the claim: look from a little before it (clock skew).
+                existing = await conn.fetchval(
+                    _FIND_SMS, message.partner_id, row["claimed_at"] - timedelta(minutes=5),
+                    cascade_ref(message.id))
+                if existing is not None:
+                    await conn.execute(_SENT, message.id, existing)
+                    recovered += 1
+                else:
+                    resubmit.append(message)
+        if rows:
+            log.warning("event=cascade_stale_claims count=%s recovered=%s resubmitted=%s",
+                        len(rows), recovered, len(resubmit))
+        return recovered, resubmit
+
+    async def _submit(self, messages: Sequence[Message]) -> tuple[int, int]:
+        if not messages:
+            return 0, 0
+        # Raises when nothing could be stored: the claims stay open and are taken over later.
+        results = await self.pipeline.submit([sms_submission(m) for m in messages])
+        sent = refused = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            for message, result in zip(messages, results, strict=True):
+                if isinstance(result, Accepted):
+                    await conn.execute(_SENT, message.id, result.message_id)
+                    sent += 1
+                else:
+                    await conn.execute(_REFUSED, message.id, result.http_text[:500])
+                    refused += 1
+                    log.info("event=cascade_refused message=%s reason=%s", message.id,
+                             result.reason)
+        if sent or refused:
+            log.info("event=cascade_sms sent=%s refused=%s", sent, refused)
+        return sent, refused
