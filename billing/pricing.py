@@ -157,12 +157,96 @@ def _label(mcc: str, mnc: str | None) -> str:
     return f"{mcc}/{mnc}" if mnc else mcc
 
 
-def price_batch(snapshot: Snapshot, requests: Sequence[ChargeRequest]) -> list[Decision]:
-    """Decide every message of a batch (see the module doc for the rules); mutates pack counts."""
+def price_batch(snapshot: Snapshot, requests: Sequence[ChargeRequest], *,
+                memo: bool = True) -> list[Decision]:
+    """Decide every message of a batch (see the module doc for the rules); mutates pack counts.
+
+    ``memo``: decide what does not change within the batch (the chain's statuses, the
+    rates, the refusals for no rate) once per sender, network, traffic and parts, and
+    only the funds per message, for messages no pack of the chain could pay. The
+    decisions are the same either way (a test compares them); False is for that test.
+    """
+    if memo:
+        return _price_memo(snapshot, requests)
+    return _price_each(snapshot, requests)
+
+
+# The fixed part of a decision, for messages alike: the plan-paid levels in chain order and
+# what refuses the message after them (no rate), or a refusal before any funds are checked.
+_Fixed = tuple[tuple[LevelCharge, ...], "tuple[str, str] | None"]
+_PACKS = object()  # a pack of the chain may pay: decided message by message
+
+
+def _fixed(snapshot: Snapshot, chain: tuple[int, ...], req: ChargeRequest) -> _Fixed | object:
+    """What decides ``req`` and every message alike, checked in the order of _price_each."""
+    mccmnc = req.mccmnc
+    if len(mccmnc) not in (3, 5, 6) or not mccmnc.isdigit():
+        return (), (f"unknown destination network {mccmnc!r}", BAD_DESTINATION)
+    traffic = traffic_of(req.channel, req.traffic_type)
+    accounts = snapshot.accounts
+    for depth, payer in enumerate(chain):
+        if accounts[payer].status != "active":
+            return (), ("partner blocked" + _who(depth, payer), BLOCKED)
+    mcc = mccmnc[:3]
+    levels: list[LevelCharge] = []
+    for depth, payer in enumerate(chain):
+        if snapshot.packs.get((payer, req.channel)):
+            return _PACKS
+        plan = snapshot.plans.get((payer, traffic))
+        rate = plan.table.lookup(mccmnc) if plan is not None else None
+        if rate is None:
+            return tuple(levels), (f"no rate for {_label(mcc, mccmnc[3:])}{_who(depth, payer)}", NO_RATE)
+        levels.append(LevelCharge(payer, rate * req.parts, rate, 0, plan.by_delivered))  # type: ignore[union-attr]
+    return tuple(levels), None
+
+
+def _price_memo(snapshot: Snapshot, requests: Sequence[ChargeRequest]) -> list[Decision]:
     decisions: list[Decision] = []
     append = decisions.append
     spent: dict[int, Decimal] = {}
     exhausted: set[int] = set()
+    chains, accounts = snapshot.chains, snapshot.accounts
+    fixed: dict[tuple, _Fixed | object] = {}
+    for req in requests:
+        key = (req.partner_id, req.channel, req.traffic_type, req.mccmnc, req.parts)
+        known = fixed.get(key)
+        if known is None:
+            chain = chains.get(req.partner_id)
+            if chain is None:
+                known = ((), ("unknown partner", UNKNOWN_PARTNER))
+            else:
+                known = _fixed(snapshot, chain, req)
+            fixed[key] = known
+        if known is _PACKS:
+            # pack counts change as the batch goes: the general rule, message by message
+            (decision,) = _price_each(snapshot, (req,), spent, exhausted)
+            append(decision)
+            continue
+        levels, refusal = known  # type: ignore[misc]
+        for depth, level in enumerate(levels):
+            payer = level.payer_id
+            if payer in exhausted or spent.get(payer, ZERO) + level.amount > accounts[payer].available:
+                exhausted.add(payer)
+                refusal = ("insufficient balance" + _who(depth, payer), INSUFFICIENT)
+                break
+        if refusal is not None:
+            append(Decision(req, False, (), refusal[0], refusal[1]))
+            continue
+        for level in levels:
+            if level.amount:
+                spent[level.payer_id] = spent.get(level.payer_id, ZERO) + level.amount
+        append(Decision(req, True, levels, "", ""))
+    return decisions
+
+
+def _price_each(snapshot: Snapshot, requests: Sequence[ChargeRequest],
+                spent: dict[int, Decimal] | None = None, exhausted: set[int] | None = None
+                ) -> list[Decision]:
+    """The rules applied message by message (``spent``/``exhausted``: the batch's so far)."""
+    decisions: list[Decision] = []
+    append = decisions.append
+    spent = {} if spent is None else spent
+    exhausted = set() if exhausted is None else exhausted
     chains, accounts, plans, packs = snapshot.chains, snapshot.accounts, snapshot.plans, snapshot.packs
     traffics: dict[tuple[str, str | None], str] = {}
     no_packs: tuple[PackHolding, ...] = ()

@@ -49,7 +49,7 @@ from config.errors import HeraldError, Invalid
 from gateway import apikeys
 from gateway.app import DB, SETTINGS
 from gateway.keys import API_LIMITER, PIPELINE
-from gateway.pipeline import Accepted, Submission, for_destinations
+from gateway.pipeline import Accepted, Fanout, Submission
 from gateway.services import install
 
 MAX_RECIPIENTS = 700           # spec §12.2 "Limitations"
@@ -279,7 +279,9 @@ def _list(raw: Any) -> list[str]:
     if raw is None:
         return []
     items = raw if isinstance(raw, list) else str(raw).split(",")
-    return [str(i).strip() for i in items if str(i).strip()]
+    # up to 700 numbers: each converted and stripped once
+    stripped = [i.strip() if type(i) is str else str(i).strip() for i in items]
+    return [i for i in stripped if i]
 
 
 def _text(raw: Any, field: str, *, max_len: int = 2000) -> str | None:
@@ -380,24 +382,28 @@ async def send_sms(request: web.Request) -> web.Response:
     # number and content, whichever way the number was written.
     # Past the limit, only the first MAX_RECIPIENTS are sent (spec §12.2); the rest
     # are named in the results with the reason, so the client knows to resend them.
-    plans: list[tuple[SendRequest, list[tuple[str, str | None]]]] = []
-    seen: set[tuple] = set()
+    normalise = pipeline.normalise
+    plans: list[tuple[SendRequest, list[str], list[str | None]]] = []
+    seen: dict[tuple[str, str, str], set[str]] = {}  # numbers per (sender, channel, message)
     overflow: list[str] = []
     total = 0
     for item in items:
-        wanted = []
+        raws: list[str] = []
+        msisdns: list[str | None] = []
+        numbers = seen.setdefault((item.sender, item.channel, item.message), set())
         for raw in item.recipients:
-            msisdn = pipeline.normalise(raw)
-            mark = (msisdn or raw, item.sender, item.channel, item.message)
-            if mark in seen:
+            msisdn = normalise(raw)
+            number = msisdn or raw
+            if number in numbers:
                 continue
-            seen.add(mark)
+            numbers.add(number)
             if total == MAX_RECIPIENTS:
                 overflow.append(raw)
                 continue
             total += 1
-            wanted.append((raw, msisdn))
-        plans.append((item, wanted))
+            raws.append(raw)
+            msisdns.append(msisdn)
+        plans.append((item, raws, msisdns))
     if any(i.accept_mo and i.flash for i in items):
         raise Invalid("MO messages are not supported in FlashMessages!", field="acceptMO")
     partner = await app[DB].fetchrow(_PARTNER, key.partner_id)
@@ -409,10 +415,10 @@ async def send_sms(request: web.Request) -> web.Response:
     ):
         raise TooManyRequests(f"Too many messages: this account may send {tps} per second.")
 
-    batch: list[Submission] = []
+    fanouts: list[Fanout] = []
     shown: list[str] = []
-    for item, wanted in plans:
-        if not wanted:
+    for item, raws, msisdns in plans:
+        if not raws:
             continue
         template = Submission(
             partner_id=key.partner_id, origin="api", sender=item.sender,
@@ -424,11 +430,11 @@ async def send_sms(request: web.Request) -> web.Response:
             image_url=item.image_url, button_url=item.button_url,
             button_caption=item.button_caption,
         )
-        shown += [raw for raw, _ in wanted]
-        batch += for_destinations(template, [msisdn or raw for raw, msisdn in wanted])
-    results = await pipeline.submit(batch) if batch else []
+        shown += raws
+        fanouts.append(Fanout(template, raws, msisdns))
+    results = await pipeline.submit_fanouts(fanouts) if fanouts else []
     lines = [
-        f"{number}: {r.message_id}" if isinstance(r, Accepted) else f"{number}: {r.http_text}"
+        f"{number}: {r.message_id}" if type(r) is Accepted else f"{number}: {r.http_text}"
         for number, r in zip(shown, results, strict=True)
     ]
     lines += [f"{number}: {OVER_LIMIT}" for number in overflow]
@@ -469,7 +475,9 @@ def openapi_document() -> dict[str, Any]:
         "label": {"type": "string", "description": "Groups the messages in statistics;"
                                                    " default: today's date (yyyy-MM-dd)."},
         "fallbackTtl": {"type": "integer", "minimum": 1,
-                        "description": "Seconds before a Viber message falls back to SMS."},
+                        "description": "Seconds before a Viber message not yet delivered falls"
+                                       " back to SMS (at most 14 days); without it, the server's"
+                                       " default (HERALD_VIBER_FALLBACK_TTL, 1 hour unless set)."},
         "isFlashed": {"type": "boolean", "description": "Flash SMS (SMS channel only)."},
         "acceptMO": {"type": "boolean", "description": "Forward replies to the key's callback URL."},
         "trafficType": {"type": "string", "enum": ["TRANSACTION", "PROMOTION"]},

@@ -35,7 +35,7 @@ class _CallingCode:
 class NumberRules:
     """The validity rules of every calling code, compiled once (build one per process)."""
 
-    __slots__ = ("_codes",)
+    __slots__ = ("_codes", "_heads")
 
     def __init__(self) -> None:
         self._codes: dict[str, _CallingCode] = {}
@@ -57,24 +57,36 @@ class NumberRules:
             if patterns:
                 joined = "|".join(f"(?:{p})" for p in dict.fromkeys(patterns))
                 self._codes[str(cc)] = _CallingCode(frozenset(lengths), re.compile(joined))
+        # Calling codes are prefix-free (ITU-T E.164 Annex A): a number's first three digits
+        # name its code, if any. One probe instead of up to three.
+        self._heads: dict[str, tuple[int, _CallingCode]] = {}
+        for head in (f"{i:03d}" for i in range(1000)):
+            for n in (1, 2, 3):
+                rule = self._codes.get(head[:n])
+                if rule is not None:
+                    self._heads[head] = (n, rule)
+                    break
 
     def normalise(self, raw: str) -> str | None:
         """The E.164 digits of ``raw`` (without '+'), or None when it is not a valid number."""
-        digits = raw.translate(_JUNK)
-        if digits.startswith("+"):
-            digits = digits[1:]
-        elif digits.startswith("00"):
-            digits = digits[2:]  # the international call prefix most countries use
-        if not digits.isdigit() or not 7 <= len(digits) <= E164_MAX_DIGITS or not digits.isascii():
+        if raw.isdigit() and not raw.startswith("00"):
+            digits = raw  # already bare digits: what most clients send
+        else:
+            digits = raw.translate(_JUNK)
+            if digits.startswith("+"):
+                digits = digits[1:]
+            elif digits.startswith("00"):
+                digits = digits[2:]  # the international call prefix most countries use
+            if not digits.isdigit():
+                return None
+        if not 7 <= len(digits) <= E164_MAX_DIGITS or not digits.isascii():
             return None
-        codes = self._codes
-        for n in (1, 2, 3):  # calling codes are prefix-free (ITU-T E.164 Annex A)
-            rule = codes.get(digits[:n])
-            if rule is not None:
-                national = digits[n:]
-                if (not rule.lengths or len(national) in rule.lengths) and rule.pattern.fullmatch(national):
-                    return digits
-                break
+        found = self._heads.get(digits[:3])
+        if found is not None:
+            n, rule = found
+            national = digits[n:]
+            if (not rule.lengths or len(national) in rule.lengths) and rule.pattern.fullmatch(national):
+                return digits
         return _slow(digits)
 
 

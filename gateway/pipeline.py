@@ -30,9 +30,10 @@ Only once the transaction committed does ``submit`` return, so an
 
 A Viber→SMS cascade (``fallback_channel="sms"``, ``fallback_ttl``) is one
 Viber message: its sender ID must be usable on both channels, it is charged as
-Viber, and the fields are stored for the cascade handler, which submits the
+Viber, and the fields are stored for :mod:`gateway.cascade`, which submits the
 SMS through this pipeline again when the Viber message is not delivered in
-time (that handler comes with the Viber connector).
+time. A cascade submitted without ``fallback_ttl`` gets the
+``HERALD_VIBER_FALLBACK_TTL`` default, so a silent provider still leads to the SMS.
 
 Public API::
 
@@ -43,6 +44,9 @@ Public API::
     await pipeline.start()
     results = await pipeline.submit([Submission(...), ...])
     #   one per submission, in order: Accepted(message_id, parts) | Rejected(reason, smpp_status, http_text)
+    results = await pipeline.submit_fanouts([Fanout(template, destinations, msisdns=None), ...])
+    #   the same as submit() of each template once per destination, one result per destination,
+    #   cheaper (the API's one text to up to 700 numbers)
     pipeline.add_listener(fn)      # fn(list[NewMessage]) after each commit (wake send workers)
     pipeline.invalidate()          # re-read the reference book and routes on the next batch
     await pipeline.stop()          # flushes what is waiting
@@ -90,12 +94,12 @@ from billing.senders import is_usable
 from config.errors import HeraldError
 from config.settings import Settings
 from gateway import routing, stoplist
-from gateway.commit import BeforeInsert, GroupCommitWriter, Outcome
+from gateway.commit import BeforeInsert, Charged, GroupCommitWriter, Outcome
 from gateway.messages import (
     NewMessage,
     Status,
     build_new_message,
-    new_message_id,
+    new_message_ids,
     positional_builder,
 )
 from gateway.msisdn import NumberRules
@@ -219,6 +223,30 @@ def _rejected(reason: Reason, smpp_status: int, text: str) -> Rejected:
     return Rejected(str(reason), smpp_status, f"For message: {text}")
 
 
+def _invalid_destination(destination: str) -> Rejected:
+    return _rejected(Reason.INVALID_DESTINATION, ESME_RINVDSTADR,
+                     f"invalid destination number {destination!r}")
+
+
+# One per accepted message: built positionally (message_id, parts), a third of the cost.
+_accepted = positional_builder(Accepted)
+
+
+@dataclass(frozen=True, slots=True)
+class Fanout:
+    """One message to many numbers: ``template`` once per destination (its own
+    ``destination`` is not used), for :meth:`Pipeline.submit_fanouts`.
+
+    ``msisdns``, when given, holds :meth:`Pipeline.normalise` of each destination
+    (None: not a valid number), for a caller that already normalised them (the
+    HTTP API does, to drop repeated recipients): the pipeline then trusts them.
+    """
+
+    template: Submission
+    destinations: Sequence[str]
+    msisdns: Sequence[str | None] | None = None
+
+
 _CHARGE_REASONS: dict[str, tuple[Reason, int]] = {
     pricing.NO_RATE: (Reason.NO_RATE, ESME_RINVDSTADR),
     pricing.INSUFFICIENT: (Reason.INSUFFICIENT_BALANCE, ESME_RSUBMITFAIL),
@@ -253,6 +281,11 @@ _SUBMIT_ORDER = (
 if _FIELDS != _SUBMIT_ORDER:
     raise RuntimeError("gateway.pipeline._SUBMIT_ORDER is out of date with NewMessage's fields")
 _ZERO = Decimal(0)
+# What Pipeline._submit sets per destination in a template's values.
+_DESTINATION, _ID, _MCCMNC, _ROUTE, _PARTS, _ENCODING, _DATA_CODING = (
+    _FIELDS.index(name)
+    for name in ("destination", "id", "mccmnc", "route", "parts", "encoding", "data_coding")
+)
 _STATUS, _COST, _CURRENCY, _CHARGE_REF, _BILLED_AT = (
     _FIELDS.index(name) for name in ("status", "cost", "currency", "charge_ref", "billed_at")
 )
@@ -281,9 +314,15 @@ if tuple(f.name for f in fields(pricing.ChargeRequest)) != (
 
 
 def billing_hook(charger: Charger) -> BeforeInsert:
-    """The writer's ``before_insert``: charge the batch; BILLED messages or refusals, in order."""
+    """The writer's ``before_insert``: charge the batch; BILLED messages or refusals, in order.
 
-    async def bill(conn: asyncpg.Connection, msgs: list[NewMessage]) -> list[Outcome]:
+    Charges without the payers' lock, leaving the debit as the writer's last
+    step (:class:`~gateway.commit.Charged`); ``careful`` (the writer's retry
+    after a stale snapshot) charges under the lock instead.
+    """
+
+    async def bill(conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
+                   ) -> list[Outcome] | Charged:
         requests = [
             _charge_request((
                 m.partner_id, m.user_id, m.channel, m.mccmnc or "", m.parts, m.traffic_type,
@@ -291,7 +330,11 @@ def billing_hook(charger: Charger) -> BeforeInsert:
             ))
             for m in msgs
         ]
-        results = await charger.charge(conn, requests)
+        pending = None
+        if careful:
+            results = await charger.charge(conn, requests)
+        else:
+            results, pending = await charger.charge_unlocked(conn, requests)
         now = datetime.now(UTC)
         outcomes: list[Outcome] = []
         for msg, res in zip(msgs, results, strict=True):
@@ -300,7 +343,7 @@ def billing_hook(charger: Charger) -> BeforeInsert:
             else:
                 reason, status = _CHARGE_REASONS.get(res.code, (Reason.REFUSED, ESME_RSUBMITFAIL))
                 outcomes.append(ChargeRefused(res.reason, reason, status))
-        return outcomes
+        return outcomes if pending is None else Charged(outcomes, pending.apply)
 
     return bill
 
@@ -339,9 +382,9 @@ class Pipeline:
         self.settings = settings
         self.charger = charger or Charger()
         self._owns_writer = writer is None
-        # Several API requests (700 rows each) share one transaction: the partner's
-        # row lock taken by charging serialises a partner's batches, so fewer, larger
-        # batches are what lets one busy partner go fast.
+        # Several API requests (700 rows each) share one transaction: fewer, larger
+        # batches spend fewer statements and WAL flushes. Charging locks the partner's
+        # row only for the final debit (billing.charging), so one partner's batches overlap.
         self.writer = writer or GroupCommitWriter(
             pool, before_insert=billing_hook(self.charger), max_rows=batch_rows,
             max_pending_rows=max(20000, 5 * batch_rows),
@@ -422,8 +465,8 @@ class Pipeline:
 
     # -- the path -----------------------------------------------------------------------
 
-    def _check(self, s: Submission) -> Rejected | str:
-        """Checks without I/O: the normalised destination, or the refusal."""
+    def _check_content(self, s: Submission) -> Rejected | None:
+        """Checks without I/O that do not look at the destination: the refusal, or None."""
         if s.channel not in CHANNELS:
             return _rejected(Reason.BAD_CHANNEL, ESME_RSUBMITFAIL, f"unknown channel {s.channel!r}")
         if s.origin not in ORIGINS:
@@ -443,91 +486,133 @@ class Pipeline:
         if s.fallback_channel is not None and (s.channel, s.fallback_channel) != ("viber", "sms"):
             return _rejected(Reason.BAD_CASCADE, ESME_RSUBMITFAIL,
                              "only a Viber message may fall back to SMS")
-        msisdn = self.numbers.normalise(s.destination)
-        if msisdn is None:
-            return _rejected(Reason.INVALID_DESTINATION, ESME_RINVDSTADR,
-                             f"invalid destination number {s.destination!r}")
-        return msisdn
+        return None
 
     async def submit(self, batch: Sequence[Submission]) -> list[Result]:
         """Take a batch of messages; one :data:`Result` per submission, in order."""
-        results: list[Result | None] = [None] * len(batch)
-        msisdns: list[str] = [""] * len(batch)
-        for i, s in enumerate(batch):
-            checked = self._check(s)
-            if isinstance(checked, Rejected):
-                results[i] = checked
-            else:
-                msisdns[i] = checked
-        live = [i for i, r in enumerate(results) if r is None]
-        if not live:
+        return await self._submit([(s, (s.destination,), None) for s in batch])
+
+    async def submit_fanouts(self, fanouts: Sequence[Fanout]) -> list[Result]:
+        """Each fanout's template once per destination, in one batch; one :data:`Result` per
+        destination, fanout after fanout.
+
+        The same as :meth:`submit` of every template copied to each destination
+        (:func:`for_destinations`), at a fraction of the cost: what depends only on
+        the template (content checks, sender, MO, segments) is decided once per fanout.
+        """
+        return await self._submit([(f.template, f.destinations, f.msisdns) for f in fanouts])
+
+    async def _submit(
+        self, groups: Sequence[tuple[Submission, Sequence[str], Sequence[str | None] | None]]
+    ) -> list[Result]:
+        results: list[Result | None] = []
+        # (template, its live destinations as (result slot, msisdn)); a template whose
+        # content is refused refuses each of its destinations alike.
+        plans: list[tuple[Submission, list[tuple[int, str]]]] = []
+        live_count = 0
+        normalise = self.numbers.normalise
+        for template, destinations, msisdns in groups:
+            refused = self._check_content(template)
+            if refused is not None:
+                results += [refused] * len(destinations)
+                continue
+            if msisdns is None:
+                msisdns = [normalise(d) for d in destinations]
+            live: list[tuple[int, str]] = []
+            for destination, msisdn in zip(destinations, msisdns, strict=True):
+                if msisdn is None:
+                    results.append(_invalid_destination(destination))
+                else:
+                    live.append((len(results), msisdn))
+                    results.append(None)
+            if live:
+                plans.append((template, live))
+                live_count += len(live)
+        if not live_count:
             return results  # type: ignore[return-value]
 
         now = datetime.now(UTC)
         async with self.pool.acquire() as conn:
-            usable = await self._usable_senders(conn, [batch[i] for i in live], now)
-            mo_enabled = await self._mo_enabled(conn, {batch[i].partner_id for i in live
-                                                       if batch[i].accept_mo})
+            usable = await self._usable_senders(conn, [t for t, _ in plans], now)
+            mo_enabled = await self._mo_enabled(conn, {t.partner_id for t, _ in plans if t.accept_mo})
             blocked = await stoplist.stopped(
-                conn, [(batch[i].partner_id, batch[i].sender, msisdns[i]) for i in live])
+                conn, [(t.partner_id, t.sender, msisdn) for t, live in plans for _, msisdn in live])
             prefixes, routes = await self._tables(conn)
 
         counted: dict[tuple[str, bool], _Counted | Rejected] = {}
         msgs: list[NewMessage] = []
         slots: list[int] = []
-        for i in live:
-            s = batch[i]
-            msisdn = msisdns[i]
-            if (s.partner_id, s.channel, s.sender) not in usable or (
-                s.fallback_channel and (s.partner_id, s.fallback_channel, s.sender) not in usable
+        next_id = iter(new_message_ids(live_count)).__next__
+        lookup, choose = prefixes.lookup, routes.choose
+        for s, live in plans:
+            partner_id, sender, channel = s.partner_id, s.sender, s.channel
+            if (partner_id, channel, sender) not in usable or (
+                s.fallback_channel and (partner_id, s.fallback_channel, sender) not in usable
             ):
-                results[i] = _rejected(Reason.INVALID_SENDER, ESME_RINVSRCADR,
-                                       f"can't validate sender {s.sender}")
+                refused = _rejected(Reason.INVALID_SENDER, ESME_RINVSRCADR,
+                                    f"can't validate sender {sender}")
+            elif s.accept_mo and partner_id not in mo_enabled:
+                refused = _rejected(Reason.MO_DISABLED, ESME_RSUBMITFAIL,
+                                    "Partner's MO messages mode is off!")
+            else:
+                refused = None
+            if refused is not None:
+                for i, _ in live:
+                    results[i] = refused
                 continue
-            if s.accept_mo and s.partner_id not in mo_enabled:
-                results[i] = _rejected(Reason.MO_DISABLED, ESME_RSUBMITFAIL,
-                                       "Partner's MO messages mode is off!")
-                continue
-            if (s.partner_id, s.sender, msisdn) in blocked:
-                results[i] = _rejected(Reason.STOPPED, ESME_RSUBMITFAIL,
-                                       f"{msisdn} is on the stop list of {s.sender}")
-                continue
-            network = prefixes.lookup(msisdn)
-            if network is None:
-                results[i] = _rejected(Reason.UNKNOWN_NETWORK, ESME_RINVDSTADR,
-                                       f"no network known for {msisdn}")
-                continue
-            mccmnc = network.mccmnc
-            route = routes.choose(s.channel, msisdn, mccmnc)
-            if not route:
-                results[i] = _rejected(Reason.NO_ROUTE, ESME_RINVDSTADR,
-                                       f"no route for {s.channel.upper()} to {mccmnc}")
-                continue
+            # Refuses only the destinations that pass the checks below (their order is kept).
             count = self._count(s, counted)
-            if isinstance(count, Rejected):
-                results[i] = count
-                continue
-            # Positional, in NewMessage field order (checked at import by _SUBMIT_ORDER).
-            msgs.append(build_new_message((
-                s.partner_id, s.origin, s.sender, msisdn, s.text, s.channel, new_message_id(),
-                s.user_id, s.api_key_id, s.smpp_account_id, s.smpp_session, mccmnc, count.parts,
-                count.encoding, count.data_coding, s.flash, s.accept_mo, _ZERO, None, None,
+            # Positional, in NewMessage field order (checked at import by _SUBMIT_ORDER);
+            # destination, id, mccmnc and route are set per destination.
+            values = [
+                partner_id, s.origin, sender, None, s.text, channel, None,
+                s.user_id, s.api_key_id, s.smpp_account_id, s.smpp_session, None,
+                None, None, None, s.flash, s.accept_mo, _ZERO, None, None,
                 s.label, s.campaign_id, s.client_ref, Status.PREPARED, None, None, None,
                 s.registered_delivery, s.callback_url or None, s.valid_until, now, None,
-                _traffic(s), s.fallback_channel, s.fallback_ttl, s.image_url, s.button_url,
-                s.button_caption, s.scheduled_for, s.smpp_data_coding, route,
-            )))
-            slots.append(i)
+                _traffic(s), s.fallback_channel,
+                (s.fallback_ttl or self.settings.viber_fallback_ttl) if s.fallback_channel else None,
+                s.image_url, s.button_url, s.button_caption, s.scheduled_for, s.smpp_data_coding, None,
+            ]
+            too_long = count if isinstance(count, Rejected) else None
+            if not isinstance(count, Rejected):
+                values[_PARTS], values[_ENCODING], values[_DATA_CODING] = (
+                    count.parts, count.encoding, count.data_coding)
+            for i, msisdn in live:
+                if blocked and (partner_id, sender, msisdn) in blocked:
+                    results[i] = _rejected(Reason.STOPPED, ESME_RSUBMITFAIL,
+                                           f"{msisdn} is on the stop list of {sender}")
+                    continue
+                network = lookup(msisdn)
+                if network is None:
+                    results[i] = _rejected(Reason.UNKNOWN_NETWORK, ESME_RINVDSTADR,
+                                           f"no network known for {msisdn}")
+                    continue
+                mccmnc = network.mccmnc
+                route = choose(channel, msisdn, mccmnc)
+                if not route:
+                    results[i] = _rejected(Reason.NO_ROUTE, ESME_RINVDSTADR,
+                                           f"no route for {channel.upper()} to {mccmnc}")
+                    continue
+                if too_long is not None:
+                    results[i] = too_long
+                    continue
+                values[_DESTINATION] = msisdn
+                values[_ID] = next_id()
+                values[_MCCMNC] = mccmnc
+                values[_ROUTE] = route
+                msgs.append(build_new_message(values))
+                slots.append(i)
 
         if msgs:
             outcomes = await self.writer.persist(msgs)
             accepted: list[NewMessage] = []
             for i, outcome in zip(slots, outcomes, strict=True):
                 if isinstance(outcome, NewMessage):
-                    results[i] = Accepted(outcome.id, outcome.parts)
+                    results[i] = _accepted((outcome.id, outcome.parts))
                     accepted.append(outcome)
                 else:
-                    results[i] = _refusal(outcome)
+                    results[i] = _refusal(outcome)  # type: ignore[arg-type]
             if accepted:
                 for listener in self._listeners:
                     try:
@@ -588,6 +673,6 @@ def normalise_msisdn(raw: str, rules: NumberRules | None = None) -> str | None:
 
 
 __all__ = [
-    "Accepted", "ChargeRefused", "Pipeline", "Reason", "Rejected", "Result", "Submission",
-    "billing_hook", "for_destinations", "normalise_msisdn",
+    "Accepted", "ChargeRefused", "Fanout", "Pipeline", "Reason", "Rejected", "Result",
+    "Submission", "billing_hook", "for_destinations", "normalise_msisdn",
 ]

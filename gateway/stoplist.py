@@ -59,6 +59,11 @@ FROM unnest($1::bigint[], $2::text[], $3::text[]) AS q(partner_id, sender, msisd
 WHERE EXISTS (SELECT 1 FROM stop_list s
               WHERE s.partner_id = q.partner_id AND s.msisdn = q.msisdn
                 AND s.sender IN (q.sender, '*'))"""
+# The same with the arrays as array literals, one text value each (see _array): asyncpg
+# would check and encode each of a batch's hundreds of elements one by one.
+_STOPPED_LITERALS = _STOPPED.replace(
+    "unnest($1::bigint[], $2::text[], $3::text[])",
+    "unnest($1::text::bigint[], $2::text::text[], $3::text::text[])")
 
 
 async def stopped(
@@ -68,10 +73,25 @@ async def stopped(
     if not items:
         return set()
     unique = list(dict.fromkeys(items))
-    rows = await conn.fetch(
-        _STOPPED, [i[0] for i in unique], [i[1] for i in unique], [i[2] for i in unique]
-    )
+    partner_ids = [i[0] for i in unique]
+    senders = [i[1] for i in unique]
+    msisdns = [i[2] for i in unique]
+    if set(map(type, partner_ids)) == {int} and set(map(type, senders)) == set(map(type, msisdns)) == {str}:
+        args = ("{" + ",".join(map(str, partner_ids)) + "}", _array(senders), _array(msisdns))
+        rows = await conn.fetch(_STOPPED_LITERALS, *args)
+    else:  # anything else as asyncpg takes it (and refuses it)
+        rows = await conn.fetch(_STOPPED, partner_ids, senders, msisdns)
     return {(r["partner_id"], r["sender"], r["msisdn"]) for r in rows}
+
+
+def _array(values: list[str]) -> str:
+    """A PostgreSQL text[] literal: digit strings as they are, anything else quoted."""
+    joined = ",".join(values)
+    if all(values) and joined.replace(",", "").isdigit() and joined.isascii():
+        return "{" + joined + "}"
+    # a batch repeats its few senders: each distinct value is quoted once
+    quoted = {v: '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in set(values)}
+    return "{" + ",".join(map(quoted.__getitem__, values)) + "}"
 
 
 async def list_for_partner(conn: Conn, partner_id: int, limit: int = 100) -> list[StopEntry]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -205,3 +206,48 @@ def test_accepted_never_exceed_available_and_refusals_form_a_suffix(available, p
     if not all(oks):
         first_refused = oks.index(False)
         assert spent + rate * parts[first_refused] > available
+
+
+_PARTNERS = (CLIENT, RESELLER, OTHER, OWNER, 99)  # 99: unknown
+_NETWORKS = ("25001", "25002", "250", "262", "26201", "310150", "2500", "abcde")
+
+
+@st.composite
+def _batches(draw):
+    """A random snapshot (funds, statuses, plans, sometimes packs) and a batch for it."""
+    available = {p: str(draw(st.decimals(min_value=0, max_value=D("0.3"), places=2)))
+                 for p in (CLIENT, RESELLER, OTHER)}
+    snap = snapshot(available)
+    for pid in (CLIENT, RESELLER, OTHER):
+        if draw(st.integers(0, 9)) == 0:
+            account = snap.accounts[pid]
+            snap.accounts[pid] = Account(pid, account.parent_id, "blocked", "EUR", account.available)
+        for traffic in ("sms", "viber_promotion", "viber_transaction"):
+            rates = draw(st.dictionaries(st.sampled_from(["250", "250/01", "262", "310/150"]),
+                                         st.sampled_from(["0", "0.01", "0.02", "0.035"]), max_size=3))
+            if rates or draw(st.booleans()):
+                snap.plans[(pid, traffic)] = plan(rates, by_delivered=draw(st.booleans()))
+        if draw(st.integers(0, 3)) == 0:
+            channel = draw(st.sampled_from(["sms", "viber"]))
+            snap.packs[(pid, channel)] = [pack(pid * 10, pid, draw(st.integers(0, 6)), days=1,
+                                               mccs=draw(st.sampled_from([None, {"250"}, {"262"}])),
+                                               channel=channel)]
+    requests = [
+        ChargeRequest(draw(st.sampled_from(_PARTNERS)), 7, draw(st.sampled_from(["sms", "viber"])),
+                      draw(st.sampled_from(_NETWORKS)), draw(st.integers(1, 3)),
+                      draw(st.sampled_from([None, "transaction", "promotion"])), "api", str(i))
+        for i in range(draw(st.integers(1, 30)))
+    ]
+    return snap, requests
+
+
+@settings(max_examples=300, deadline=None)
+@given(_batches())
+def test_memoised_pricing_decides_as_the_message_by_message_rule(batch):
+    snap, requests = batch
+    general = copy.deepcopy(snap)  # pack counts are spent as the batch is priced
+    fast = price_batch(snap, requests)
+    slow = price_batch(general, requests, memo=False)
+    assert fast == slow
+    assert [(p.id, p.remaining) for ps in snap.packs.values() for p in ps] == [
+        (p.id, p.remaining) for ps in general.packs.values() for p in ps]

@@ -7,10 +7,12 @@ from decimal import Decimal
 
 import pytest_asyncio
 
+from billing.charging import Charger
 from gateway import routing, stoplist
+from gateway.commit import GroupCommitWriter
 from gateway.messages import Status, get_message
 from gateway.msisdn import NumberRules
-from gateway.pipeline import Accepted, Pipeline, Reason, Rejected, Submission
+from gateway.pipeline import Accepted, Pipeline, Reason, Rejected, Submission, billing_hook
 from tests.gateway.world import DE_MOBILE, RU_MOBILE, SENDER, balance, make_world
 
 
@@ -111,6 +113,9 @@ async def test_viber_cascade_and_traffic_type(pool, pipeline):
             traffic_type="TRANSACTION"),
         sub(world, to="79160000001", channel="viber", traffic_type="TRANSACTION",
             image_url="http://127.0.0.1/i.png", button_url="http://127.0.0.1/", button_caption="Go"),
+        # a cascade without a TTL takes the configured default
+        sub(world, to="79160000000", channel="viber", fallback_channel="sms",
+            traffic_type="TRANSACTION"),
     ])
     assert all(isinstance(r, Accepted) for r in results)
     rows = await pool.fetch(
@@ -120,7 +125,10 @@ async def test_viber_cascade_and_traffic_type(pool, pipeline):
     assert [tuple(r) for r in rows] == [
         ("viber", "sms", 600, "transaction", Decimal("0.01"), [world.viber_vendor]),
         ("viber", None, None, "promotion", Decimal("0.02"), [world.viber_vendor]),
+        ("viber", "sms", pipeline.settings.viber_fallback_ttl, "transaction", Decimal("0.01"),
+         [world.viber_vendor]),
     ]
+    assert pipeline.settings.viber_fallback_ttl == 3600
 
 
 async def test_no_route_refuses_before_charging(pool, pipeline):
@@ -176,3 +184,36 @@ def test_number_rules_agree_with_phonenumbers():
     assert rules.normalise("+44 (7700) 900-123") == "447700900123"
     assert rules.normalise("0044 7700 900123") == "447700900123"
     assert rules.normalise("+4477009001２3") is None  # full-width digit
+
+
+async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(pool, redis, settings):
+    """The writer prices without the partner's lock; funds spent meanwhile send it round again."""
+    world = await make_world(pool, balance="0.20")
+    spent = False
+
+    async def spend_meanwhile(conn, accepted):
+        nonlocal spent
+        if not spent:  # between the unlocked pricing and the debit, another payment lands
+            spent = True
+            await pool.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1",
+                               world.partner_id)
+
+    charger = Charger()
+    writer = GroupCommitWriter(pool, before_insert=billing_hook(charger), after_insert=spend_meanwhile)
+    p = Pipeline(pool, redis, settings, writer=writer, charger=charger)
+    await writer.start()
+    await p.start()
+    try:
+        results = await p.submit([sub(world, text=f"m{i}") for i in range(4)])  # 0.05 each
+    finally:
+        await p.stop()
+        await writer.stop()
+    assert writer.stats.stale_batches == 1
+    assert [isinstance(r, Accepted) for r in results] == [True, True, False, False]
+    assert results[2].reason == Reason.INSUFFICIENT_BALANCE
+    assert await balance(pool, world.partner_id) == Decimal("0")
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM messages WHERE partner_id = $1",
+                                   world.partner_id) == 2
+        assert await conn.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1",
+                                   world.partner_id) == 2
