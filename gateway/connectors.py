@@ -59,6 +59,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 
@@ -219,8 +220,9 @@ def classify(results: list[RequestResult]) -> SendResult:
     accepted = [r for r in results if r.outcome is Outcome.ACCEPTED and r.message_id]
     if accepted:
         ids = [r.message_id or "" for r in accepted]
-        keys = sorted({k for i in ids for k in message_id_keys(i)})
-        return Accepted(ids[0], tuple(keys) if len(ids) > 1 else None)
+        if len(ids) == 1:
+            return Accepted(ids[0])  # one part: its keys are the id's own
+        return Accepted(ids[0], tuple(sorted({k for i in ids for k in message_id_keys(i)})))
     first = results[0]
     if first.outcome is Outcome.REJECTED:
         status = first.status or 0
@@ -228,6 +230,19 @@ def classify(results: list[RequestResult]) -> SendResult:
             return Retry(f"vendor answered 0x{status:08x}")
         return Failover(f"vendor refused: 0x{status:08x}", f"{status:08x}")
     return Retry(f"{first.outcome.value}: {first.reason}")
+
+
+def _classify_into(answer: asyncio.Future[SendResult], results: asyncio.Future) -> None:
+    """Settle ``answer`` with the classified result(s) of a message's part(s)."""
+    if answer.done():
+        return
+    if results.cancelled():
+        answer.set_result(Retry("send cancelled"))
+    elif (exc := results.exception()) is not None:
+        answer.set_exception(exc)
+    else:
+        got = results.result()
+        answer.set_result(classify(got if isinstance(got, list) else [got]))
 
 
 class _GatedWorker(SendWorker):
@@ -272,7 +287,7 @@ class VendorConnector(ClientHandler):
             pool, self.send, vendor_id=vendor.id, batch=max(20, vendor.window_size * 2),
             lease=opts.lease, poll_interval=opts.poll_interval, max_attempts=opts.max_attempts,
             backoff_base=opts.backoff_base, backoff_cap=opts.backoff_cap, on_change_many=on_change,
-            ready=lambda: self.client.is_bound,
+            ready=lambda: self.client.is_bound, start=self.start_send,
         )
 
     def _make_client(self) -> SmppClient:
@@ -396,23 +411,34 @@ class VendorConnector(ClientHandler):
     # -- sending --------------------------------------------------------------------------
 
     async def send(self, claim: queue.Claim) -> SendResult:
+        return await (await self.start_send(claim))
+
+    async def start_send(self, claim: queue.Claim) -> asyncio.Future[SendResult]:
+        """Write the message's ``submit_sm`` PDUs; the future of what the vendor answered
+        (:func:`classify`). Raises what :meth:`smpp.client.SmppClient.send` raises."""
         message = claim.message
         assert message is not None
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[SendResult] = loop.create_future()
         if self.vendor.bind_type == "receiver":
-            return Failover("vendor bind is receive-only")
+            answer.set_result(Failover("vendor bind is receive-only"))
+            return answer
         if not self.client.is_bound:
             try:
                 await asyncio.wait_for(self.client.wait_bound(), self.options.bound_wait)
             except (TimeoutError, Exception):
-                return Retry("vendor not bound", delay=2.0)
+                answer.set_result(Retry("vendor not bound", delay=2.0))
+                return answer
         try:
             pdus = build_submits(message, next(self._refs) % 256)
         except ValueError as exc:
-            return SendRejected(f"cannot encode the message: {exc}")
-        if len(pdus) == 1:
-            return classify([await (await self.client.send(pdus[0], context=message.id))])
+            answer.set_result(SendRejected(f"cannot encode the message: {exc}"))
+            return answer
         futures = [await self.client.send(pdu, context=message.id) for pdu in pdus]
-        return classify(list(await asyncio.gather(*futures)))
+        # Futures only (gather of futures makes no task): classified when all answered.
+        both = futures[0] if len(futures) == 1 else asyncio.gather(*futures)
+        both.add_done_callback(partial(_classify_into, answer))
+        return answer
 
     # -- ClientHandler ------------------------------------------------------------------
 

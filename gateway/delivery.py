@@ -15,7 +15,11 @@ e.g. a refund on FAILED) commit together.
 * :class:`Failover` — this vendor cannot take it: next vendor of the route, or FAILED.
 * :class:`Rejected` — nobody will take it (bad destination…): FAILED now.
 
-An exception from ``send`` counts as a :class:`Retry`. A message whose
+An exception from ``send`` counts as a :class:`Retry`. A transport may also give
+``start(claim)``, ``send`` in two steps (write now, the future of the answer): a
+started worker then sends its batch without a task per message, and records the
+answers that arrive together as one group-commit request (one alone again if that
+request fails, so a message's trouble never sends its neighbours again). A message whose
 ``valid_until`` has passed is not sent: it becomes UNDELIVERED (expired).
 A message already final when claimed (a late duplicate) is just dropped from the queue.
 
@@ -28,7 +32,7 @@ Public API::
 
     SendWorker(pool, send, *, vendor_id=None, bucket=None, batch=50, concurrency=None,
                lease=30.0, poll_interval=0.5, max_attempts=5, on_change=None, worker_id=None,
-               on_change_many=None)
+               on_change_many=None, start=None)
         .start() / .stop() / .notify() / .run_once() -> int
     record_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
                    error_code=None, error_text=None, on_change=None) -> Message | None
@@ -42,9 +46,10 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 
@@ -93,6 +98,8 @@ class Rejected:
 
 SendResult = Accepted | Retry | Failover | Rejected
 Send = Callable[[queue.Claim], Awaitable[SendResult]]
+# ``send`` in two steps: returns once the message is written, with the future of its answer.
+Start = Callable[[queue.Claim], Awaitable["asyncio.Future[SendResult]"]]
 OnChange = Callable[[asyncpg.Connection, Message], Awaitable[None]]
 # Called once per recorded batch with every message that moved (one statement per kind
 # instead of one per message); runs before any per-message ``on_change``.
@@ -158,22 +165,41 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         (result,) = await self.submit([receipt])
         return result
 
+    async def _commit(self, items: list, commit=None) -> Sequence[Message | None]:
+        # What the hook hands on after the commit (receipts for clients bound here,
+        # gateway.receipts_out) runs only once the batch's transaction committed.
+        if commit is not None:
+            return await super()._commit(items, commit)
+        after: list[Callable[[], None]] = []
+        results = await super()._commit(items, partial(self._apply, after_commit=after))
+        for step in after:
+            try:
+                step()
+            except Exception:
+                log.exception("event=receipt_after_commit_failed")
+        return results
+
     async def _apply(
-        self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate]
+        self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate],
+        after_commit: list[Callable[[], None]] | None = None,
     ) -> list[Message | None]:
         moved = await apply_receipts(conn, receipts)
         await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
-                            self._on_change_many)
+                            self._on_change_many, after_commit)
         return moved
 
 
 async def _changed_many(
     conn: asyncpg.Connection, messages: list[Message], hook: OnChange | None,
     hook_many: OnChangeMany | None = None,
+    after_commit: list[Callable[[], None]] | None = None,
 ) -> None:
     await callbacks.enqueue_dlrs(conn, messages)
     if hook_many is not None and messages:
-        await hook_many(conn, messages)
+        if after_commit is not None and getattr(hook_many, "takes_after_commit", False):
+            await hook_many(conn, messages, after_commit=after_commit)  # type: ignore[call-arg]
+        else:
+            await hook_many(conn, messages)
     if hook is not None:
         for message in messages:
             await hook(conn, message)
@@ -193,10 +219,14 @@ class SendWorker:
         lease: float = 30.0, poll_interval: float = 0.5, max_attempts: int = 5,
         backoff_base: float = 1.0, backoff_cap: float = 300.0,
         on_change: OnChange | None = None, worker_id: str | None = None,
-        on_change_many: OnChangeMany | None = None,
+        on_change_many: OnChangeMany | None = None, start: Start | None = None,
     ) -> None:
+        """``start``: ``send`` in two steps (see :meth:`_run_started`), for transports that
+        can write a message and hand back the future of its answer; ``send`` still
+        serves :meth:`run_once` when the worker is not started."""
         self._pool = pool
         self._send = send
+        self._start = start if concurrency is None or concurrency >= batch else None
         self._vendor = vendor_id
         self._bucket = bucket
         self._batch = batch
@@ -254,7 +284,9 @@ class SendWorker:
         async with self._pool.acquire() as conn:
             claims = await queue.claim(conn, self.worker_id, self._batch, self._vendor,
                                        lease=self._lease)
-        if claims:
+        if claims and self._start is not None and self._task is not None:
+            await self._run_started(claims)
+        elif claims:
             outcomes = await asyncio.gather(*(self._handle(c) for c in claims))
             if self._task is None:  # not started: record here, in one transaction
                 async with self._pool.acquire() as conn, conn.transaction():
@@ -271,25 +303,104 @@ class SendWorker:
                 log.exception("event=send_outcome_lost message=%s", claim.message_id)
         return outcome
 
-    async def _attempt(self, claim: queue.Claim) -> SendResult | _Expired | _AlreadyFinal:
+    async def _run_started(self, claims: list[queue.Claim]) -> None:
+        """:meth:`run_once`'s sending without a task per message.
+
+        Each message is written in turn (waiting only when the transport's window
+        or throttle makes it); the answers arrive as callbacks, and the outcomes
+        that are ready together go to the group commit as one request. Returns once
+        every outcome of the batch is recorded (or lost: the lease brings it back).
+        """
+        loop = asyncio.get_running_loop()
+        ready: list[_Outcome] = []
+        recording: list[asyncio.Task] = []
+
+        def flush() -> None:
+            if ready:
+                recording.append(loop.create_task(self._submit_outcomes(ready[:])))
+                ready.clear()
+
+        def add(outcome: _Outcome) -> None:
+            if not ready:
+                loop.call_soon(flush)
+            ready.append(outcome)
+
+        def answered(claim: queue.Claim, future: asyncio.Future[SendResult]) -> None:
+            if future.cancelled():
+                result: SendResult = Retry("send cancelled")
+            elif (exc := future.exception()) is not None:
+                result = self._send_failed(claim, exc)
+            else:
+                result = future.result()
+            add((claim, self._settled(claim, result)))
+
+        waiting: list[asyncio.Future[SendResult]] = []
+        for claim in claims:
+            early = self._not_to_send(claim)
+            if early is not None:
+                add((claim, early))
+                continue
+            try:
+                if self._bucket is not None:
+                    await self._bucket.acquire()
+                future = await self._start(claim)  # type: ignore[misc]
+            except Exception as exc:
+                add((claim, self._settled(claim, self._send_failed(claim, exc))))
+                continue
+            future.add_done_callback(partial(answered, claim))
+            waiting.append(future)
+        if waiting:
+            await asyncio.wait(waiting)
+        flush()  # whatever the last answers left, without waiting for the scheduled flush
+        if recording:
+            await asyncio.gather(*recording)
+
+    async def _submit_outcomes(self, outcomes: list[_Outcome]) -> None:
+        try:
+            await self._outcomes.submit(outcomes)
+            return
+        except Exception:
+            if len(outcomes) == 1:
+                # Not recorded: the lease runs out and the message is claimed again.
+                log.exception("event=send_outcome_lost message=%s", outcomes[0][0].message_id)
+                return
+        # One message's trouble must not send its neighbours again: each alone, as the
+        # task-per-message path records them.
+        for outcome in outcomes:
+            await self._submit_outcomes([outcome])
+
+    def _send_failed(self, claim: queue.Claim, exc: BaseException) -> Retry:
+        log.warning("event=send_error message=%s vendor=%s error=%r",
+                    claim.message_id, claim.vendor_id, exc)
+        return Retry(f"{type(exc).__name__}: {exc}"[:500])
+
+    def _settled(self, claim: queue.Claim, result: SendResult) -> SendResult:
+        if isinstance(result, Retry) and claim.attempt >= self._max_attempts:
+            return Failover(f"{result.error} (after {claim.attempt} attempts)")
+        return result
+
+    @staticmethod
+    def _not_to_send(claim: queue.Claim) -> _Expired | _AlreadyFinal | None:
         message = claim.message
         assert message is not None
         if message.status in FINAL:
             return _AlreadyFinal()
         if message.valid_until is not None and message.valid_until <= datetime.now(UTC):
             return _Expired()
+        return None
+
+    async def _attempt(self, claim: queue.Claim) -> SendResult | _Expired | _AlreadyFinal:
+        early = self._not_to_send(claim)
+        if early is not None:
+            return early
         async with self._limit:
             if self._bucket is not None:
                 await self._bucket.acquire()
             try:
                 result = await self._send(claim)
             except Exception as exc:
-                log.warning("event=send_error message=%s vendor=%s error=%r",
-                            claim.message_id, claim.vendor_id, exc)
-                result = Retry(f"{type(exc).__name__}: {exc}"[:500])
-        if isinstance(result, Retry) and claim.attempt >= self._max_attempts:
-            result = Failover(f"{result.error} (after {claim.attempt} attempts)")
-        return result
+                result = self._send_failed(claim, exc)
+        return self._settled(claim, result)
 
     async def _record(self, conn: asyncpg.Connection, outcomes: list[_Outcome]) -> list[None]:
         """Write a batch of outcomes: queue rows, statuses, callbacks, hooks."""

@@ -21,15 +21,26 @@ Public API::
     await on_status_change(conn, message, notify=None)
     receipt_row(message) -> OutboxRow | None      # pure: the deliver_sm owed, if any
     add_to_outbox(conn, rows) -> None
-    await on_status_changes(conn, messages, notify=None)   # a batch, one statement per kind
-    status_hook(notify=None) -> on_change hook ; status_many_hook(notify=None) -> on_change_many
+    claim_in_outbox(conn, rows, worker_id, lease) -> list[int]   # rows written already claimed
+    await on_status_changes(conn, messages, notify=None, outbox=None, after_commit=None)
+    status_hook(notify=None) -> on_change hook
+    status_many_hook(notify=None, outbox=None) -> on_change_many
+
+Receipts for a client bound in this process skip the outbox's claim: with an
+``outbox`` (:class:`LocalOutbox`, the process's dispatcher) and an ``after_commit``
+list (given by :class:`gateway.delivery.ReceiptWriter`), their rows are written
+already claimed by that dispatcher (lease included) and handed to it once the
+transaction committed. A crash before they are answered leaves them claimed until
+the lease ends, as a crash during any dispatch does; then any process sends them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Protocol
 
 import asyncpg
 
@@ -112,6 +123,52 @@ async def add_to_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> 
     )
 
 
+_OUTBOX_CLAIMED = (*_OUTBOX_COLUMNS, "id", "attempts", "claimed_by", "next_attempt_at")
+
+
+class LocalOutbox(Protocol):
+    """The dispatcher of this process, as :func:`on_status_changes` sees it."""
+
+    worker_id: str
+    lease: float
+
+    def takes(self, account_id: int) -> bool:
+        """A receiver of the account is bound here and can take a ``deliver_sm`` now."""
+        ...
+
+    def hand_over(self, rows: list[tuple[int, OutboxRow]]) -> None:
+        """Send committed rows (id, row) that were written claimed by this dispatcher."""
+        ...
+
+
+async def claim_in_outbox(
+    conn: asyncpg.Connection, rows: Sequence[OutboxRow], worker_id: str, lease: float,
+) -> list[int]:
+    """Write ``rows`` already claimed by ``worker_id`` for ``lease`` seconds; their ids, in order.
+
+    One attempt is counted, as a claim would. Saves the dispatcher's claim (an
+    UPDATE of every row, and of its index entry) when the receiver is bound here.
+    """
+    if not rows:
+        return []
+    ids = [r[0] for r in await conn.fetch(
+        "SELECT nextval('smpp_outbox_id_seq') FROM generate_series(1, $1)", len(rows))]
+    until = datetime.now(UTC) + timedelta(seconds=lease)
+    await conn.copy_records_to_table(
+        "smpp_outbox", columns=_OUTBOX_CLAIMED,
+        records=[(r.smpp_account_id, r.kind, r.source_addr, r.destination_addr, r.esm_class,
+                  r.data_coding, r.short_message, r.receipted_message_id, r.message_state,
+                  i, 1, worker_id, until)
+                 for i, r in zip(ids, rows, strict=True)],
+    )
+    return ids
+
+
+# Delivered for billing: a Viber provider may report "seen" without "delivered" first (a
+# charge already settled by DELIVERED is left alone: only open charges are touched).
+_REACHED = (Status.DELIVERED, Status.SEEN)
+
+
 async def on_status_change(
     conn: asyncpg.Connection, message: Message, notify: Callable[[int], None] | None = None,
 ) -> None:
@@ -124,7 +181,7 @@ async def on_status_change(
     if ref:
         if message.status == Status.FAILED:
             await refund(conn, [ref])
-        elif message.status == Status.DELIVERED:
+        elif message.status in _REACHED:
             await settle_delivered(conn, [ref], True)
         elif message.status == Status.UNDELIVERED:
             await settle_delivered(conn, [ref], False)
@@ -137,11 +194,17 @@ async def on_status_change(
 
 async def on_status_changes(
     conn: asyncpg.Connection, messages: Sequence[Message],
-    notify: Callable[[int], None] | None = None,
+    notify: Callable[[int], None] | None = None, outbox: LocalOutbox | None = None,
+    after_commit: list[Callable[[], None]] | None = None,
 ) -> None:
-    """:func:`on_status_change` for a batch: one statement per kind, whatever its size."""
+    """:func:`on_status_change` for a batch: one statement per kind, whatever its size.
+
+    With ``outbox`` and ``after_commit``, receipts whose client is bound here are
+    written claimed, and a hand-over to ``outbox`` is appended to ``after_commit``
+    (the caller runs it once the transaction committed; see the module doc).
+    """
     failed = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.FAILED]
-    delivered = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.DELIVERED]
+    delivered = [m.charge_ref for m in messages if m.charge_ref and m.status in _REACHED]
     undelivered = [m.charge_ref for m in messages
                    if m.charge_ref and m.status == Status.UNDELIVERED]
     if failed:
@@ -151,18 +214,31 @@ async def on_status_changes(
     if undelivered:
         await settle_delivered(conn, undelivered, False)
     rows = [row for row in map(receipt_row, messages) if row is not None]
+    if outbox is not None and after_commit is not None and rows:
+        here = {a for a in {r.smpp_account_id for r in rows} if outbox.takes(a)}
+        mine = [r for r in rows if r.smpp_account_id in here]
+        if mine:
+            rows = [r for r in rows if r.smpp_account_id not in here]
+            ids = await claim_in_outbox(conn, mine, outbox.worker_id, outbox.lease)
+            after_commit.append(partial(outbox.hand_over, list(zip(ids, mine, strict=True))))
     await add_to_outbox(conn, rows)
     if notify is not None:
         for account_id in {r.smpp_account_id for r in rows}:
             notify(account_id)
 
 
-def status_many_hook(notify: Callable[[int], None] | None = None):
-    """An ``on_change_many`` hook for the send workers and the receipt writer."""
+def status_many_hook(notify: Callable[[int], None] | None = None, outbox: LocalOutbox | None = None):
+    """An ``on_change_many`` hook for the send workers and the receipt writer.
 
-    async def hook(conn: asyncpg.Connection, messages: list[Message]) -> None:
-        await on_status_changes(conn, messages, notify)
+    ``outbox``: this process's dispatcher, handed the receipts of clients bound here
+    when the caller gives ``after_commit`` (see the module doc).
+    """
 
+    async def hook(conn: asyncpg.Connection, messages: list[Message],
+                   after_commit: list[Callable[[], None]] | None = None) -> None:
+        await on_status_changes(conn, messages, notify, outbox, after_commit)
+
+    hook.takes_after_commit = True  # type: ignore[attr-defined]  # see gateway.delivery
     return hook
 
 

@@ -76,7 +76,13 @@ Receipts and MO to the client go through the persistent ``smpp_outbox``
 (:mod:`gateway.receipts_out`, :mod:`gateway.mo`): :class:`OutboxDispatcher`
 claims rows of the accounts with a receiver bound in this process, sends
 ``deliver_sm``, and deletes a row only on ``deliver_sm_resp`` OK; otherwise it
-tries again later. A client away loses nothing.
+tries again later. A client away loses nothing. A receipt for a client bound in
+this process skips the claim: its row is written already claimed by this
+dispatcher and handed to it once committed (:mod:`gateway.receipts_out`).
+
+A plain ``submit_sm``/``data_sm`` (no Redis TPS check to wait for) is answered
+through :meth:`smpp.server.ServerHandler.handle_request_soon`: the batcher's
+future, no task per PDU; the answers are those of ``handle_request``.
 
 Public API::
 
@@ -109,7 +115,7 @@ from billing.users import verify_password
 from gateway import queue
 from gateway.messages import FINAL, Event, Message, Status, apply_event, get_message
 from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
-from gateway.receipts_out import on_status_change, receipt_state
+from gateway.receipts_out import OutboxRow, on_status_change, receipt_state
 from gateway.smpp_accounts import SmppAccount, bind_verdict, get_by_system_id
 from gateway.smpp_limits import AccountThrottle, BindRegistry
 from smpp.encoding import Encoding, alphabet_of, decode, message_class_of
@@ -336,14 +342,20 @@ class _Batcher:
         self.pipeline = pipeline
         self.max_delay = max_delay
         self.max_items = max_items
-        self._items: list[tuple[Submission, asyncio.Future]] = []
+        # (submission, future, as_reply): as_reply futures get the SMPP reply, not the result
+        self._items: list[tuple[Submission, asyncio.Future, bool]] = []
         self._timer: asyncio.Handle | None = None
         self._tasks: set[asyncio.Task] = set()
 
     async def submit(self, sub: Submission) -> Accepted | Rejected:
+        return await self.enqueue(sub)
+
+    def enqueue(self, sub: Submission, *, as_reply: bool = False) -> asyncio.Future:
+        """The future of ``sub``'s pipeline result, or with ``as_reply`` of its SMPP reply
+        (:func:`reply_of`; ``ESME_RSYSERR`` when the pipeline failed)."""
         loop = asyncio.get_running_loop()
         future = loop.create_future()
-        self._items.append((sub, future))
+        self._items.append((sub, future, as_reply))
         if len(self._items) >= self.max_items:
             self._flush()
         elif self._timer is None:
@@ -351,7 +363,7 @@ class _Batcher:
             # read is already queued before it); busy: let the batch grow a little.
             self._timer = (loop.call_later(self.max_delay, self._flush) if self._tasks
                            else loop.call_soon(self._flush))
-        return await future
+        return future
 
     def _flush(self) -> None:
         if self._timer is not None:
@@ -363,22 +375,33 @@ class _Batcher:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, items: list[tuple[Submission, asyncio.Future]]) -> None:
+    async def _run(self, items: list[tuple[Submission, asyncio.Future, bool]]) -> None:
         try:
-            results = await self.pipeline.submit([s for s, _ in items])
+            results = await self.pipeline.submit([s for s, _, _ in items])
         except Exception as exc:
-            for _, future in items:
+            if any(as_reply for _, _, as_reply in items):
+                log.exception("event=smpp_pipeline_failed count=%d", len(items))
+            for _, future, as_reply in items:
                 if not future.done():
-                    future.set_exception(exc)
+                    # Nothing stored: the client may send it again.
+                    if as_reply:
+                        future.set_result(S.ESME_RSYSERR)
+                    else:
+                        future.set_exception(exc)
             return
-        for (_, future), result in zip(items, results, strict=True):
+        for (_, future, as_reply), result in zip(items, results, strict=True):
             if not future.done():
-                future.set_result(result)
+                future.set_result(reply_of(result) if as_reply else result)
 
     async def drain(self) -> None:
         self._flush()
         if self._tasks:
             await asyncio.wait(set(self._tasks))
+
+
+def reply_of(result: Accepted | Rejected) -> str | int:
+    """The ``submit_sm_resp`` a pipeline result makes: the message id, or the refusal's status."""
+    return str(result.message_id) if isinstance(result, Accepted) else result.smpp_status
 
 
 class HeraldSmppHandler(ServerHandler):
@@ -443,25 +466,46 @@ class HeraldSmppHandler(ServerHandler):
         if self.binds is not None:
             await self.binds.release(session.id)
 
+    def handle_request_soon(self, session: ServerSession, pdu: Pdu) -> asyncio.Future | None:
+        # submit_sm / data_sm without a Redis TPS check (most traffic): answered from the
+        # batcher's future, no task per PDU. Same answers as handle_request.
+        account: SmppAccount = session.account
+        if not isinstance(pdu, SubmitSm | DataSm) or (account.tps and self.throttle is not None):
+            return None
+        reply = self._submission(session, account, pdu)
+        if isinstance(reply, int):
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(reply)
+            return future
+        return self.batcher.enqueue(reply, as_reply=True)
+
+    @staticmethod
+    def _submission(session: ServerSession, account: SmppAccount, pdu: SubmitSm | DataSm
+                    ) -> Submission | int:
+        """The submission a ``submit_sm``/``data_sm`` makes, or the status refusing it."""
+        timing = timing_of(pdu, datetime.now(UTC))
+        if isinstance(timing, int):
+            return timing
+        try:
+            return submission_of(account, session.id, pdu, timing=timing)
+        except ValueError:
+            return S.ESME_RINVESMCLASS
+
     async def handle_request(self, session: ServerSession, pdu: Pdu) -> Any:
         account: SmppAccount = session.account
         if (account.tps and self.throttle is not None and isinstance(pdu, SubmitSm | DataSm | SubmitMulti)
                 and not await self.throttle.admit(account.id, account.tps)):
             return S.ESME_RTHROTTLED  # the account's TPS over all processes (SMPP 3.4 §5.1.3)
         if isinstance(pdu, SubmitSm | DataSm):
-            timing = timing_of(pdu, datetime.now(UTC))
-            if isinstance(timing, int):
-                return timing
-            try:
-                sub = submission_of(account, session.id, pdu, timing=timing)
-            except ValueError:
-                return S.ESME_RINVESMCLASS
+            sub = self._submission(session, account, pdu)
+            if isinstance(sub, int):
+                return sub
             try:
                 result = await self.batcher.submit(sub)
             except Exception:
                 log.exception("[%s] pipeline failed", session.id)
                 return S.ESME_RSYSERR  # nothing stored: the client may send it again
-            return str(result.message_id) if isinstance(result, Accepted) else result.smpp_status
+            return reply_of(result)
         if isinstance(pdu, SubmitMulti):
             return await self._submit_multi(session, account, pdu)
         if isinstance(pdu, QuerySm):
@@ -595,9 +639,26 @@ class OutboxDispatcher:
         self.worker_id = queue.new_worker_id()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._handed: list[tuple[int, OutboxRow]] = []  # committed, claimed by us, not sent yet
+        self._poll_now = True   # notified of unclaimed rows, or a poll is due
+        self._next_poll = 0.0
         self._stopping = False
 
     def notify(self, _account_id: int | None = None) -> None:
+        self._poll_now = True
+        self._wake.set()
+
+    def takes(self, account_id: int) -> bool:
+        """A receiver of the account is bound here (rows for it may be handed over)."""
+        return not self._stopping and any(s.can_deliver for s in self.server.sessions(account_id))
+
+    def hand_over(self, rows: list[tuple[int, OutboxRow]]) -> None:
+        """Send rows already committed claimed by this dispatcher (``gateway.receipts_out``).
+
+        They join the next batch of the dispatcher's loop: rows handed over while a
+        batch is on the wire go out together, and are deleted together.
+        """
+        self._handed += rows
         self._wake.set()
 
     async def start(self) -> None:
@@ -608,6 +669,10 @@ class OutboxDispatcher:
         self._wake.set()
         if self._task is not None:
             await self._task
+        if self._handed:
+            # The server is closed: these fail to send and are freed for any process.
+            rows, self._handed = self._handed, []
+            await self._settle(rows)
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -616,7 +681,7 @@ class OutboxDispatcher:
             except Exception:
                 log.exception("event=smpp_outbox_error")
                 done = 0
-            if done < self.batch and not self._stopping:
+            if done < self.batch and not self._stopping and not self._handed:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
@@ -627,9 +692,25 @@ class OutboxDispatcher:
         return [k for k in keys if isinstance(k, int)]
 
     async def run_once(self) -> int:
+        """Send one batch: rows handed over, then (when notified or every
+        ``poll_interval``) rows claimed from the table; the number of rows."""
+        handed, self._handed = self._handed[:self.batch], self._handed[self.batch:]
+        loop = asyncio.get_running_loop()
+        polled: list[tuple[int, OutboxRow]] = []
+        room = self.batch - len(handed)
+        if room > 0 and (not handed or self._poll_now or loop.time() >= self._next_poll):
+            self._poll_now = False
+            self._next_poll = loop.time() + self.poll_interval
+            polled = await self._claim(room)
+        rows = handed + polled
+        if rows:
+            await self._settle(rows)
+        return len(rows)
+
+    async def _claim(self, limit: int) -> list[tuple[int, OutboxRow]]:
         accounts = self._receivers()
         if not accounts:
-            return 0
+            return []
         async with self.pool.acquire() as conn:
             rows = await conn.fetch(
                 """WITH picked AS (
@@ -638,14 +719,30 @@ class OutboxDispatcher:
                        ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
                    UPDATE smpp_outbox o SET claimed_by = $3, attempts = o.attempts + 1,
                           next_attempt_at = now() + make_interval(secs => $4)
-                   FROM picked WHERE o.id = picked.id RETURNING o.*""",
-                accounts, self.batch, self.worker_id, float(self.lease),
+                   FROM picked WHERE o.id = picked.id
+                   RETURNING o.id, o.smpp_account_id, o.kind, o.source_addr, o.destination_addr,
+                             o.esm_class, o.data_coding, o.short_message, o.receipted_message_id,
+                             o.message_state""",
+                accounts, limit, self.worker_id, float(self.lease),
             )
-        if not rows:
-            return 0
-        results = await asyncio.gather(*(self._deliver(r) for r in rows))
-        done = [r["id"] for r, ok in zip(rows, results, strict=True) if ok]
-        again = [r["id"] for r, ok in zip(rows, results, strict=True) if not ok]
+        return [(r[0], OutboxRow(*r[1:])) for r in rows]
+
+    async def _settle(self, rows: list[tuple[int, OutboxRow]]) -> None:
+        """Send claimed rows; delete the answered ones, free the others for a later try."""
+        # Written one after the other (each waits for a window slot only when none is
+        # free), answers awaited together: no task per row.
+        futures = []
+        for _, row in rows:
+            try:
+                futures.append(await self.server.start_deliver(
+                    row.smpp_account_id, deliver_pdu(row), window_timeout=5.0))
+            except Exception:
+                log.exception("event=smpp_outbox_send_failed account=%s", row.smpp_account_id)
+                futures.append(None)
+        await asyncio.gather(*(f for f in futures if f is not None))
+        ok = [f is not None and f.result().outcome is Outcome.ACCEPTED for f in futures]
+        done = [i for (i, _), sent in zip(rows, ok, strict=True) if sent]
+        again = [i for (i, _), sent in zip(rows, ok, strict=True) if not sent]
         async with self.pool.acquire() as conn:
             if done:
                 await conn.execute("DELETE FROM smpp_outbox WHERE id = ANY($1::bigint[]) AND claimed_by = $2",
@@ -656,22 +753,22 @@ class OutboxDispatcher:
                            next_attempt_at = now() + make_interval(secs => $2)
                        WHERE id = ANY($1::bigint[]) AND claimed_by = $3""",
                     again, float(self.retry_after), self.worker_id)
-        return len(rows)
 
-    async def _deliver(self, row: asyncpg.Record) -> bool:
-        data = bytes(row["short_message"])
-        pdu = DeliverSm(source_addr=row["source_addr"], destination_addr=row["destination_addr"],
-                        esm_class=row["esm_class"], data_coding=row["data_coding"])
-        if len(data) > 254:
-            pdu.tlvs[Tag.MESSAGE_PAYLOAD] = data  # SMPP 3.4 §5.3.2.32: beyond short_message's limit
-        else:
-            pdu.short_message = data
-        if row["receipted_message_id"]:
-            pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] = row["receipted_message_id"]
-        if row["message_state"] is not None:
-            pdu.tlvs[Tag.MESSAGE_STATE] = row["message_state"]
-        result = await self.server.deliver(row["smpp_account_id"], pdu, window_timeout=5.0)
-        return result.outcome is Outcome.ACCEPTED
+
+def deliver_pdu(row: OutboxRow) -> DeliverSm:
+    """The ``deliver_sm`` an outbox row stands for. Pure."""
+    data = bytes(row.short_message)
+    pdu = DeliverSm(source_addr=row.source_addr, destination_addr=row.destination_addr,
+                    esm_class=row.esm_class, data_coding=row.data_coding)
+    if len(data) > 254:
+        pdu.tlvs[Tag.MESSAGE_PAYLOAD] = data  # SMPP 3.4 §5.3.2.32: beyond short_message's limit
+    else:
+        pdu.short_message = data
+    if row.receipted_message_id:
+        pdu.tlvs[Tag.RECEIPTED_MESSAGE_ID] = row.receipted_message_id
+    if row.message_state is not None:
+        pdu.tlvs[Tag.MESSAGE_STATE] = row.message_state
+    return pdu
 
 
 class SmppIngress:
@@ -736,6 +833,7 @@ class _PipelineService:
 def smpp_services(app) -> list:
     """The SMPP server, the vendor connectors and the MO handler of one process, in start order."""
     from gateway.app import DB, REDIS, SETTINGS
+    from gateway.cascade import with_cascade
     from gateway.connectors import ConnectorOptions, Connectors
     from gateway.keys import PIPELINE
     from gateway.mo import MoHandler
@@ -755,7 +853,9 @@ def smpp_services(app) -> list:
         response_timeout=settings.vendor_timeout, lease=settings.vendor_lease,
         reconnect_cap=min(30.0, settings.vendor_lease),
     )
-    connectors = Connectors(pool, redis, on_change=status_many_hook(notify), mo=mo, options=options)
+    # with_cascade: this writer also re-applies early receipts, Viber status reports included
+    connectors = Connectors(pool, redis, on_change=with_cascade(status_many_hook(notify, ingress.outbox)),
+                            mo=mo, options=options)
     pipeline.add_listener(connectors.notify)
     services += [connectors, ingress]
     return services

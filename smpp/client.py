@@ -35,6 +35,7 @@ from smpp.pdu import (
     DeliverSm,
     Pdu,
     Unbind,
+    command_name,
 )
 from smpp.ratelimit import backoff_delay
 from smpp.results import Outcome, RequestResult
@@ -126,7 +127,7 @@ class _ClientConnection(Connection):
     def on_request(self, pdu: Pdu) -> None:
         cid = pdu.command_id
         if cid in (C.DELIVER_SM, C.DATA_SM):
-            self.spawn(self._incoming(pdu), C(cid).name.lower())
+            self.spawn(self._incoming(pdu), command_name(cid))
         elif cid == C.ALERT_NOTIFICATION:
             self.client._background(self.client.handler.alert(pdu), "alert")
         else:

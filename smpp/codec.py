@@ -314,7 +314,7 @@ _INT_CODES = {"u8": "B", "u16": "H", "u32": "I"}
 class _Layout:
     """A command's body compiled for speed: class, step list, attribute getter."""
 
-    __slots__ = ("cls", "command_id", "fields", "getter", "no_body_on_error", "steps")
+    __slots__ = ("cls", "command_id", "fast", "fields", "getter", "no_body_on_error", "steps")
 
     def __init__(self, command_id: int, cls: type[Pdu], body: tuple[Field, ...]) -> None:
         names = [f.name for f in fields(cls)]
@@ -331,6 +331,7 @@ class _Layout:
             # attrgetter with one name returns the bare value; keep a tuple always.
             self.getter = getter if len(body) > 1 else (lambda pdu, g=getter: (g(pdu),))
         self.steps = _compile(body)
+        self.fast = _straight_encoder(cls.__name__, self.steps)
 
 
 def _compile(body: tuple[Field, ...]) -> list[tuple[int, Any, Any]]:
@@ -355,6 +356,38 @@ def _compile(body: tuple[Field, ...]) -> list[tuple[int, Any, Any]]:
         steps.append((kind, f.size, f))
     flush()
     return steps
+
+
+def _straight_encoder(name: str, steps: list[tuple[int, Any, Any]]) -> Callable[[Pdu], bytes] | None:
+    """The body encoder of one command as straight-line code, or None (list fields).
+
+    It only handles what is valid: on any doubt it raises, and :func:`encode` falls
+    back to :func:`_encode_body`, which names the fault (tests check both agree).
+    """
+    lines = [f"def encode_{name}(pdu):"]
+    parts: list[str] = []
+    env: dict[str, Any] = {"_Bad": ValueError, "_U8": _U8.pack}
+    for i, (kind, arg, fld) in enumerate(steps):
+        if kind == _INTS:
+            env[f"_S{i}"] = arg.pack
+            lines.append(f"    v{i} = _S{i}({', '.join(f'pdu.{f.name}' for f in fld)})")
+            parts.append(f"v{i}")
+        elif kind == _CSTR or kind == _TIME:
+            lines.append(f"    v{i} = pdu.{fld.name}.encode('latin-1')")
+            too_long = f"len(v{i}) >= {arg}" if kind == _CSTR else f"len(v{i}) not in (0, 16)"
+            lines.append(f"    if {too_long} or b'\\0' in v{i}: raise _Bad")
+            parts += [f"v{i}", "b'\\0'"]
+        elif kind == _SM:
+            lines.append(f"    v{i} = bytes(pdu.{fld.name})")
+            lines.append(f"    if len(v{i}) > 254: raise _Bad")
+            parts += [f"_U8(len(v{i}))", f"v{i}"]
+        else:
+            return None
+    if not parts:
+        return None
+    lines.append(f"    return b''.join(({', '.join(parts)},))")
+    exec("\n".join(lines), env)  # source built above from the field tables only
+    return env[f"encode_{name}"]
 
 
 _LAYOUTS: dict[int, _Layout] = {
@@ -609,8 +642,14 @@ def encode(pdu: Pdu) -> bytes:
     if status and layout.no_body_on_error:
         body = b""
     else:
-        parts: list[bytes] = []
-        if layout.getter is not None:
+        body = b""
+        if layout.fast is not None:
+            try:
+                body = layout.fast(pdu)
+            except Exception:
+                body = b""  # the general encoder below says what is wrong
+        parts: list[bytes] = [body]
+        if not body and layout.getter is not None:
             _encode_body(layout, pdu, parts)
         if pdu.tlvs:
             _encode_tlvs(layout, pdu.tlvs, parts)

@@ -232,6 +232,19 @@ class Connection(asyncio.Protocol):
             )
         self._maybe_close()
 
+    def track(self, future: asyncio.Future[Any]) -> None:
+        """Count ``future`` as a running handler (a request answered without a task).
+
+        Add the callback that answers the peer before calling this, so the answer
+        goes out before a pending graceful close.
+        """
+        self._tasks.add(future)  # type: ignore[arg-type]
+        future.add_done_callback(self._untrack)
+
+    def _untrack(self, future: asyncio.Future[Any]) -> None:
+        self._tasks.discard(future)  # type: ignore[arg-type]
+        self._maybe_close()
+
     async def drain_tasks(self) -> None:
         """Wait for every running handler to finish."""
         while self._tasks:

@@ -174,6 +174,15 @@ def status_name(status: int) -> str:
         return f"0x{status:08X}"
 
 
+_COMMAND_NAMES = {int(c): c.name.lower() for c in CommandId}
+
+
+def command_name(command_id: int) -> str:
+    """``submit_sm`` for a known command id, ``0x00000400`` for any other (a dict
+    lookup: cheap enough to name a task per PDU)."""
+    return _COMMAND_NAMES.get(command_id) or f"0x{command_id:08X}"
+
+
 class Ton(IntEnum):
     """Type of Number, SMPP 3.4 §5.2.5."""
 

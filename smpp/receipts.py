@@ -300,8 +300,24 @@ def message_id_keys(message_id: str) -> frozenset[str]:
     """Keys under which ``message_id`` matches another id (see the module docstring).
 
     ``"#<n>"`` for each numeric reading, ``"=<normal form>"`` for an id that is not a
-    number, nothing for an empty id.
+    number, nothing for an empty id. Remembered for recent ids: one id is keyed when
+    its ``submit_sm_resp`` is recorded and again when its receipt comes back.
     """
+    keys = _KEYS_SEEN.get(message_id)
+    if keys is None:
+        keys = compute_message_id_keys(message_id)
+        if len(_KEYS_SEEN) >= _KEYS_KEPT:
+            _KEYS_SEEN.clear()  # cheaper than LRU bookkeeping on every call
+        _KEYS_SEEN[message_id] = keys
+    return keys
+
+
+_KEYS_KEPT = 16_384
+_KEYS_SEEN: dict[str, frozenset[str]] = {}
+
+
+def compute_message_id_keys(message_id: str) -> frozenset[str]:
+    """:func:`message_id_keys` computed, never remembered."""
     text = normalise_message_id(message_id)
     if not text:
         return frozenset()

@@ -7,6 +7,11 @@ server does the protocol: binds, windows, keep-alive, throttling, and
 pushing ``deliver_sm`` (receipts, MO) to a bound receiver or transceiver of
 an account with :meth:`SmppServer.deliver`.
 
+A handler may answer through :meth:`ServerHandler.handle_request_soon` (a
+future of the reply instead of a coroutine: no task per request), and many
+``deliver_sm`` can be written with :meth:`SmppServer.start_deliver` and their
+outcomes awaited together.
+
 Each connection is isolated: a handler that raises is logged with the
 connection id and the peer gets ``ESME_RSYSERR``; a peer that sends garbage
 is answered (or, when framing is lost, disconnected) alone.
@@ -19,17 +24,18 @@ import itertools
 import logging
 from collections.abc import Hashable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from smpp.connection import Connection
 from smpp.errors import EncodeError, LocalProtocolError, SmppError
 from smpp.pdu import (
     INTERFACE_VERSION,
-    CommandId,
     CommandStatus,
     Pdu,
     Tag,
     Unbind,
+    command_name,
     status_name,
 )
 from smpp.ratelimit import TokenBucket
@@ -120,6 +126,15 @@ class ServerHandler:
         """
         return S.ESME_RSYSERR
 
+    def handle_request_soon(self, session: ServerSession, pdu: Pdu) -> asyncio.Future[Reply] | None:
+        """Optional fast path for :meth:`handle_request`: a future of the same reply.
+
+        A request answered this way costs no task. Return ``None`` to have
+        :meth:`handle_request` run instead. Whatever the path, the peer gets the
+        same answer: a future that fails is answered ``ESME_RSYSERR``.
+        """
+        return None
+
     async def session_bound(self, session: ServerSession) -> None:
         """A session has just been bound."""
 
@@ -181,7 +196,17 @@ class ServerSession(Connection):
         if not self.server._admit(self, self.loop.time()):
             self.send_response(pdu.make_response(S.ESME_RTHROTTLED))
             return
-        self.spawn(self._handle(pdu), CommandId(cid).name.lower())
+        try:
+            soon = self.handler.handle_request_soon(self, pdu)
+        except Exception:
+            log.exception("[%s] handler failed on %s #%d", self.id, command_name(cid), pdu.sequence_number)
+            soon = self.loop.create_future()
+            soon.set_result(S.ESME_RSYSERR)
+        if soon is None:
+            self.spawn(self._handle(pdu), command_name(cid))
+        else:
+            soon.add_done_callback(partial(self._answer_soon, pdu))
+            self.track(soon)
 
     async def _bind(self, pdu: Pdu) -> None:
         bind_type = BindType.of(pdu.command_id)
@@ -241,13 +266,36 @@ class ServerSession(Connection):
     async def _handle(self, pdu: Pdu) -> None:
         try:
             reply = await self.handler.handle_request(self, pdu)
+        except Exception:
+            log.exception(
+                "[%s] handler failed on %s #%d", self.id, command_name(pdu.command_id), pdu.sequence_number
+            )
+            reply = S.ESME_RSYSERR
+        self._answer(pdu, reply)
+
+    def _answer_soon(self, pdu: Pdu, future: asyncio.Future[Reply]) -> None:
+        if future.cancelled():
+            return  # as a cancelled handler task: no answer
+        exc = future.exception()
+        if exc is not None:
+            log.error(
+                "[%s] handler failed on %s #%d",
+                self.id,
+                command_name(pdu.command_id),
+                pdu.sequence_number,
+                exc_info=exc,
+            )
+            self._answer(pdu, S.ESME_RSYSERR)
+        else:
+            self._answer(pdu, future.result())
+
+    def _answer(self, pdu: Pdu, reply: Reply) -> None:
+        """Send the response ``reply`` makes for ``pdu`` (both request paths end here)."""
+        try:
             response = _as_response(pdu, reply)
         except Exception:
             log.exception(
-                "[%s] handler failed on %s #%d",
-                self.id,
-                CommandId(pdu.command_id).name.lower(),
-                pdu.sequence_number,
+                "[%s] handler failed on %s #%d", self.id, command_name(pdu.command_id), pdu.sequence_number
             )
             response = pdu.make_response(S.ESME_RSYSERR)
         if not self.is_open:
@@ -285,13 +333,20 @@ class ServerSession(Connection):
         NOT_SENT when the session cannot take it, UNKNOWN when it was sent but
         no usable answer came back.
         """
+        return await (await self.start_deliver(pdu, context=context, window_timeout=window_timeout))
+
+    async def start_deliver(
+        self, pdu: Pdu, *, context: Any = None, window_timeout: float | None = None
+    ) -> asyncio.Future[RequestResult]:
+        """:meth:`deliver` in two steps: returns once the PDU is written (or refused),
+        with the future of its outcome. Sending many this way costs no task each."""
         if self._window.locked():
             self._waiting += 1
             try:
                 try:
                     await asyncio.wait_for(self._window.acquire(), window_timeout)
                 except TimeoutError:
-                    return RequestResult(Outcome.NOT_SENT, pdu, None, context, "window full", self.id)
+                    return self._ended(Outcome.NOT_SENT, pdu, context, "window full")
             finally:
                 self._waiting -= 1
         else:
@@ -299,16 +354,29 @@ class ServerSession(Connection):
             await self._window.acquire()
         try:
             if not self.can_deliver:
-                return RequestResult(
-                    Outcome.NOT_SENT, pdu, None, context, "session cannot deliver", self.id
-                )
+                self._window.release()
+                return self._ended(Outcome.NOT_SENT, pdu, context, "session cannot deliver")
             try:
                 future = self.send_request(pdu, context)
             except SmppError as err:
-                return RequestResult(Outcome.NOT_SENT, pdu, None, context, str(err), self.id)
-            return await future
-        finally:
+                self._window.release()
+                return self._ended(Outcome.NOT_SENT, pdu, context, str(err))
+        except BaseException:
             self._window.release()
+            raise
+        # The slot is ours until the outcome is known (answer, timeout or link lost).
+        future.add_done_callback(self._release_slot)
+        return future
+
+    def _release_slot(self, _future: asyncio.Future[RequestResult]) -> None:
+        self._window.release()
+
+    def _ended(
+        self, outcome: Outcome, pdu: Pdu, context: Any, reason: str
+    ) -> asyncio.Future[RequestResult]:
+        future: asyncio.Future[RequestResult] = self.loop.create_future()
+        future.set_result(RequestResult(outcome, pdu, None, context, reason, self.id))
+        return future
 
     async def unbind(self) -> None:
         """Start a graceful unbind (no-op unless bound)."""
@@ -418,11 +486,28 @@ class SmppServer:
         Picks the least loaded such session. NOT_SENT when the account has
         none bound; otherwise what :meth:`ServerSession.deliver` reports.
         """
+        future = await self.start_deliver(
+            account_key, pdu, context=context, window_timeout=window_timeout
+        )
+        return await future
+
+    async def start_deliver(
+        self,
+        account_key: Hashable,
+        pdu: Pdu,
+        *,
+        context: Any = None,
+        window_timeout: float | None = None,
+    ) -> asyncio.Future[RequestResult]:
+        """:meth:`deliver` in two steps: returns once the PDU is written (or refused),
+        with the future of its outcome (:meth:`ServerSession.start_deliver`)."""
         candidates = [s for s in self._by_account.get(account_key, ()) if s.can_deliver]
         if not candidates:
-            return RequestResult(Outcome.NOT_SENT, pdu, None, context, "no receiver bound")
-        session = min(candidates, key=lambda s: s.load)
-        return await session.deliver(pdu, context=context, window_timeout=window_timeout)
+            future: asyncio.Future[RequestResult] = asyncio.get_running_loop().create_future()
+            future.set_result(RequestResult(Outcome.NOT_SENT, pdu, None, context, "no receiver bound"))
+            return future
+        session = min(candidates, key=lambda s: s.load) if len(candidates) > 1 else candidates[0]
+        return await session.start_deliver(pdu, context=context, window_timeout=window_timeout)
 
     def _admit(self, session: ServerSession, now: float) -> bool:
         """Throughput limits: the session's own bucket, then its account's."""

@@ -101,7 +101,7 @@ async def build_stack(pool, redis, settings, sim_config: SimConfig | None = None
     await pipeline.start()
     ingress = SmppIngress(pool, pipeline, host="127.0.0.1", port=0, poll_interval=0.05)
     notify = ingress.outbox.notify
-    connectors = Connectors(pool, redis, on_change=status_many_hook(notify),
+    connectors = Connectors(pool, redis, on_change=status_many_hook(notify, ingress.outbox),
                             mo=MoHandler(pool, pipeline, notify=notify), options=FAST, refresh=0.5)
     pipeline.add_listener(connectors.notify)
     await connectors.start()

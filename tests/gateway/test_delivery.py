@@ -185,3 +185,71 @@ async def test_receipt_writer_groups_receipts_and_queues_callbacks(pool):
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'DELIVERED'") == 40
     statuses = Counter(s for _, s in await _callbacks(pool))
     assert statuses == {"SENT": 40, "DELIVERED": 40}
+
+
+async def _run_started(pool, msgs, send, **kw) -> None:
+    worker = SendWorker(pool, send, batch=10, poll_interval=0.01, max_attempts=3,
+                        backoff_base=0.0, backoff_cap=0.0, **kw)
+    await worker.start()
+    try:
+        async with asyncio.timeout(20):
+            while True:
+                left = await pool.fetchval(
+                    "SELECT count(*) FROM send_queue WHERE message_id = ANY($1)", [m.id for m in msgs])
+                if not left:
+                    break
+                await asyncio.sleep(0.02)
+    finally:
+        await worker.stop()
+
+
+async def test_started_worker_records_the_same_with_start_as_with_send(pool):
+    """The task-free ``start`` path ends every message as the ``send`` path does."""
+    kinds = ["ok", "failover", "rejected", "flaky", "expired", "stubborn", "raises", "ok"]
+    ends = {}
+    for with_start in (False, True):
+        msgs = await _store(pool, len(kinds), route=(1, 2))
+        kind = {m.id: k for m, k in zip(msgs, kinds, strict=True)}
+        await pool.execute("UPDATE messages SET valid_until = now() - interval '1 minute'"
+                           " WHERE id = ANY($1)", [m.id for m in msgs if kind[m.id] == "expired"])
+        tries: Counter = Counter()
+
+        async def send(claim: queue.Claim, kind=kind, tries=tries):
+            tries[claim.message_id] += 1
+            k = kind[claim.message_id]
+            if k == "ok":
+                return Accepted(f"id-{claim.message.destination}")
+            if k == "failover":
+                return Failover("down") if claim.vendor_id == 1 else Accepted("v2")
+            if k == "rejected":
+                return Rejected("unknown subscriber", "0x0B")
+            if k == "flaky":
+                if tries[claim.message_id] == 1:
+                    raise ConnectionError("bind lost")
+                return Accepted("F")
+            if k == "stubborn":
+                return Retry("throttled", delay=0)
+            if k == "raises":
+                raise RuntimeError("always")
+            raise AssertionError("expired messages must not be sent")
+
+        async def start(claim: queue.Claim, send=send):
+            future = asyncio.get_running_loop().create_future()
+            try:
+                future.set_result(await send(claim))
+            except ConnectionError as exc:
+                future.set_exception(exc)  # failing after the write, not before
+            return future
+
+        await _run_started(pool, msgs, send, start=start if with_start else None)
+        rows = await _statuses(pool)
+        ends[with_start] = [
+            (kinds[i], rows[m.id]["status"], rows[m.id]["vendor_id"],
+             rows[m.id]["vendor_message_id"] and rows[m.id]["vendor_message_id"].replace(
+                 m.destination, "D"), rows[m.id]["error_code"], rows[m.id]["error_text"],
+             tries[m.id])
+            for i, m in enumerate(msgs)
+        ]
+    assert ends[True] == ends[False]
+    assert [e[1] for e in ends[True]] == [
+        "SENT", "SENT", "FAILED", "SENT", "UNDELIVERED", "FAILED", "FAILED", "SENT"]

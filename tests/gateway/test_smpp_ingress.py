@@ -14,6 +14,7 @@ from smpp.pdu import (
     BindTransceiver,
     CancelSm,
     CommandStatus,
+    MessageState,
     QuerySm,
     SmeAddress,
     SubmitMulti,
@@ -151,6 +152,55 @@ async def test_receipts_wait_for_a_client_that_is_away(pool, redis, settings):
         await client.close(grace=0.2)     # gone before the receipt comes
         stack.clients.clear()
         await eventually(lambda: pool.fetchval("SELECT count(*) FROM smpp_outbox"))
+        esme = Esme()
+        await stack.client(handler=esme)
+        await esme.wait(lambda: esme.receipts)
+        assert esme.receipts[0].tlvs[Tag.RECEIPTED_MESSAGE_ID] == result.message_id
+        await eventually(lambda: _outbox_empty(pool))
+    finally:
+        await stack.stop()
+
+
+async def test_receipts_for_a_client_bound_here_are_handed_over_without_a_poll(pool, redis, settings):
+    stack = await build_stack(pool, redis, settings)
+    try:
+        # Whatever the dispatcher claims from the table is seen here: nothing should be.
+        outbox = stack.ingress.outbox
+        claimed: list = []
+        claim = outbox._claim
+
+        async def seen_claim(limit: int) -> list:
+            rows = await claim(limit)
+            claimed.extend(rows)
+            return rows
+
+        outbox._claim = seen_claim
+        esme = Esme()
+        client = await stack.client(handler=esme)
+        results = [await client.submit(submit()) for _ in range(3)]
+        await esme.wait(lambda: len(esme.receipts) == 3)
+        assert {r.tlvs[Tag.RECEIPTED_MESSAGE_ID] for r in esme.receipts} == {
+            r.message_id for r in results}
+        assert claimed == []  # handed over after the commit, never claimed
+        assert all(parse_receipt(r.short_message).state == MessageState.DELIVERED for r in esme.receipts)
+        await eventually(lambda: _outbox_empty(pool))
+    finally:
+        await stack.stop()
+
+
+async def test_a_receipt_handed_over_to_a_client_gone_meanwhile_waits_for_it(pool, redis, settings):
+    stack = await build_stack(pool, redis, settings, SimConfig(receipt_delay=0.3))
+    try:
+        outbox = stack.ingress.outbox
+        client = await stack.client()
+        result = await client.submit(submit())
+        # The hook sees the receiver bound; it is gone when the rows are sent.
+        takes, outbox.takes = outbox.takes, lambda account_id: True
+        await client.close(grace=0.2)
+        stack.clients.clear()
+        await eventually(lambda: pool.fetchval(
+            "SELECT count(*) FROM smpp_outbox WHERE claimed_by IS NULL AND attempts = 1"))
+        outbox.takes = takes
         esme = Esme()
         await stack.client(handler=esme)
         await esme.wait(lambda: esme.receipts)

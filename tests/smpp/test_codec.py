@@ -8,7 +8,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from smpp.codec import BODIES, NO_BODY_ON_ERROR, TLVS, FrameReader, decode, encode
+from smpp.codec import (
+    _LAYOUT_BY_CLASS,
+    _LAYOUTS,
+    BODIES,
+    NO_BODY_ON_ERROR,
+    TLVS,
+    FrameReader,
+    _encode_body,
+    decode,
+    encode,
+)
 from smpp.errors import BodyError, DecodeError, EncodeError, FramingError, UnknownCommandError
 from smpp.pdu import (
     PDU_CLASSES,
@@ -738,3 +748,60 @@ def test_every_truncation_is_a_decode_error(pdu: object, data: st.DataObject) ->
 def test_command_ids_are_all_34() -> None:
     assert len(CommandId) == 27
     assert CommandId.SUBMIT_SM_RESP.is_response and not CommandId.SUBMIT_SM.is_response
+
+
+def _faulty_field_strategy(f) -> st.SearchStrategy:
+    """A field's valid values, and the faults an encoder must refuse."""
+    if f.kind == "u8":
+        return st.one_of(st.integers(0, 0xFF), st.sampled_from([-1, 256, None, "1"]))
+    if f.kind in ("cstr", "time"):
+        size = f.size
+        return st.one_of(
+            _field_strategy(f),
+            st.text(max_size=size + 2),  # too long, NULs, beyond Latin-1
+            st.binary(max_size=size - 1),  # bytes are accepted too
+            st.sampled_from([None, 7]),
+        )
+    if f.kind == "sm":
+        return st.one_of(st.binary(max_size=260), st.sampled_from(["text", None]))
+    return _field_strategy(f)
+
+
+@st.composite
+def straight_pdu(draw: st.DrawFn, faulty: bool) -> object:
+    layouts = sorted((cid for cid, lay in _LAYOUTS.items() if lay.fast is not None))
+    command_id = draw(st.sampled_from(layouts))
+    strategy = _faulty_field_strategy if faulty else _field_strategy
+    values = {f.name: draw(strategy(f)) for f in BODIES[command_id]}
+    return PDU_CLASSES[command_id](sequence_number=1, **values)
+
+
+def _general_body(pdu: object) -> bytes | None:
+    parts: list[bytes] = []
+    try:
+        _encode_body(_LAYOUT_BY_CLASS[type(pdu)], pdu, parts)
+    except (EncodeError, TypeError, ValueError):
+        return None
+    return b"".join(parts)
+
+
+@settings(max_examples=500)
+@given(straight_pdu(faulty=False))
+def test_straight_encoders_write_what_the_general_one_writes(pdu: object) -> None:
+    assert _LAYOUT_BY_CLASS[type(pdu)].fast(pdu) == _general_body(pdu)
+
+
+@settings(max_examples=800)
+@given(straight_pdu(faulty=True))
+def test_straight_encoders_refuse_what_the_general_one_refuses(pdu: object) -> None:
+    general = _general_body(pdu)
+    try:
+        fast = _LAYOUT_BY_CLASS[type(pdu)].fast(pdu)
+    except Exception:
+        fast = None  # encode() then asks the general encoder
+    assert fast is None or fast == general
+    if general is None:
+        with pytest.raises((EncodeError, TypeError, ValueError)):
+            encode(pdu)
+    else:
+        assert encode(pdu)[16:16 + len(general)] == general

@@ -14,6 +14,7 @@ from smpp.receipts import (
     IdFormat,
     NetworkType,
     build_receipt,
+    compute_message_id_keys,
     is_final,
     message_id_key,
     message_id_keys,
@@ -299,9 +300,17 @@ def test_message_ids_match(a: str, b: str, match: bool) -> None:
 
 def test_message_id_keys() -> None:
     assert message_id_keys("10") == {"#10", "#16"}
+    assert message_id_keys("10") == {"#10", "#16"}  # remembered: the same answer
     assert message_id_keys("0A") == {"#10"}
     assert message_id_keys("msg-1") == {"=msg-1"}
     assert message_id_keys(" ") == frozenset()
+
+
+@given(st.one_of(st.text(max_size=70), st.integers(0, 2**80).map(str),
+                 st.integers(0, 2**80).map(lambda n: format(n, "X"))))
+def test_remembered_keys_are_the_computed_ones(message_id: str) -> None:
+    for _ in range(2):  # first computed, then (usually) remembered
+        assert message_id_keys(message_id) == compute_message_id_keys(message_id)
 
 
 @given(st.integers(0, 2**64))

@@ -354,3 +354,117 @@ async def test_server_keepalive_closes_dead_peer() -> None:
         assert await peer.wait_closed(wait=3.0)
     finally:
         await server.close(grace=1.0)
+
+
+class _Table(ServerHandler):
+    """Answers each submit_sm from its destination; ``soon`` answers through futures."""
+
+    def __init__(self, soon: bool) -> None:
+        self.soon = soon
+        self.held: list[asyncio.Future] = []
+
+    async def authenticate(self, request):
+        return BindResult.accept(request.system_id)
+
+    def _reply(self, pdu):
+        kind = pdu.destination_addr
+        if kind == "boom":
+            raise RuntimeError("on purpose")
+        return {"ok": "id-1", "refuse": S.ESME_RINVDSTADR, "none": None,
+                "nonsense": DeliverSmResp()}[kind]
+
+    async def handle_request(self, session, pdu):
+        return self._reply(pdu)
+
+    def handle_request_soon(self, session, pdu):
+        if not self.soon:
+            return None
+        future = asyncio.get_running_loop().create_future()
+        if pdu.destination_addr == "hold":
+            self.held.append(future)
+            return future
+        try:
+            future.set_result(self._reply(pdu))
+        except RuntimeError as exc:
+            future.set_exception(exc)
+        return future
+
+
+async def test_fast_path_answers_as_the_task_path() -> None:
+    answers = {}
+    for soon in (False, True):
+        server = await start_server(_Table(soon))
+        try:
+            peer = await RawPeer.connect(server.port)
+            await peer.bind()
+            answers[soon] = [
+                await peer.request(SubmitSm(destination_addr=kind))
+                for kind in ("ok", "refuse", "none", "nonsense", "boom", "ok")
+            ]
+            await peer.close()
+        finally:
+            await server.close(grace=1.0)
+    assert answers[True] == answers[False]
+    assert [a.command_status for a in answers[True]] == [
+        S.ESME_ROK, S.ESME_RINVDSTADR, S.ESME_ROK, S.ESME_RSYSERR, S.ESME_RSYSERR, S.ESME_ROK]
+    assert answers[True][0].message_id == "id-1"
+
+
+async def test_fast_path_request_in_flight_is_answered_before_close() -> None:
+    handler = _Table(soon=True)
+    server = await start_server(handler)
+    try:
+        peer = await RawPeer.connect(server.port)
+        await peer.bind()
+        await peer.send(SubmitSm(destination_addr="hold"))
+        await asyncio.sleep(0.05)
+        [session] = server.sessions("alice")
+        assert session.busy == 1
+        closing = asyncio.ensure_future(server.close(grace=3.0))
+        unbind = await peer.read_pdu()
+        assert isinstance(unbind, Unbind)
+        await peer.send(UnbindResp(sequence_number=unbind.sequence_number))
+        await asyncio.sleep(0.05)
+        assert not closing.done()
+        handler.held[0].set_result("late-id")
+        assert await peer.read_pdu() == SubmitSmResp(sequence_number=2, message_id="late-id")
+        assert await peer.wait_closed()
+        await closing
+        assert session.busy == 0
+    finally:
+        await server.close(grace=1.0)
+
+
+async def test_start_deliver_writes_now_and_keeps_the_slot_until_the_answer() -> None:
+    server = await start_server(
+        DemoSmsc(), session=SessionConfig(window=2, enquire_link_interval=None)
+    )
+    try:
+        none = await server.start_deliver("alice", DeliverSm(short_message=b"x"))
+        assert none.done() and none.result().outcome is Outcome.NOT_SENT
+        rx = await RawPeer.connect(server.port)
+        await rx.bind(cls=BindReceiver)
+        [session] = server.sessions("alice")
+        first = await server.start_deliver("alice", DeliverSm(short_message=b"1"), context=1)
+        second = await server.start_deliver("alice", DeliverSm(short_message=b"2"), context=2)
+        assert not first.done() and not second.done()
+        # Both slots are held until the answers: a third finds the window full.
+        full = await server.start_deliver(
+            "alice", DeliverSm(short_message=b"3"), window_timeout=0.1
+        )
+        assert full.result().outcome is Outcome.NOT_SENT and full.result().reason == "window full"
+        got = [await rx.read_pdu(), await rx.read_pdu()]
+        assert [g.short_message for g in got] == [b"1", b"2"]
+        await rx.send(DeliverSmResp(sequence_number=got[1].sequence_number))
+        await rx.send(
+            DeliverSmResp(sequence_number=got[0].sequence_number, command_status=S.ESME_RX_T_APPN)
+        )
+        assert (await second).outcome is Outcome.ACCEPTED and second.result().context == 2
+        assert (await first).outcome is Outcome.REJECTED and first.result().context == 1
+        assert session.load == 0
+        later = await server.start_deliver("alice", DeliverSm(short_message=b"4"))
+        assert (await rx.read_pdu()).short_message == b"4"
+        await rx.close()
+        assert (await later).outcome is Outcome.UNKNOWN
+    finally:
+        await server.close(grace=1.0)
