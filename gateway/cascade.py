@@ -52,7 +52,6 @@ Public API::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -61,6 +60,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from gateway import tasks
 from gateway.callbacks import CASCADE_REF_PREFIX
 from gateway.delivery import OnChangeMany
 from gateway.messages import Message, Status, message_columns
@@ -249,11 +249,8 @@ class CascadeJob:
         self._task = asyncio.create_task(self._loop(), name="viber-cascade")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         if self._owns_pipeline:
             await self.pipeline.stop()
 

@@ -64,7 +64,7 @@ from functools import partial
 import asyncpg
 
 from billing.vendors import Vendor, enabled_vendors
-from gateway import bindstatus, early_receipts, queue
+from gateway import bindstatus, early_receipts, queue, tasks
 from gateway.delivery import (
     Accepted,
     Failover,
@@ -506,10 +506,7 @@ class Connectors:
         self._task = asyncio.create_task(self._refresher(), name="connectors-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel(self._task)
         await asyncio.gather(*(c.stop() for c in self.connectors.values()), return_exceptions=True)
         self.connectors.clear()
         await self.receipts.stop()

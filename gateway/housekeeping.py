@@ -18,14 +18,13 @@ rest every ``interval``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 
 import asyncpg
 
 from billing import senders
-from gateway import early_receipts
+from gateway import early_receipts, tasks
 
 log = logging.getLogger("herald.housekeeping")
 
@@ -82,10 +81,7 @@ class Housekeeping:
         self._task = asyncio.create_task(self._loop(), name="housekeeping")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await tasks.cancel(self._task)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

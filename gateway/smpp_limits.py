@@ -41,6 +41,7 @@ import math
 import time
 import uuid
 
+from gateway import tasks
 from gateway.ratelimit import TokenBucket
 
 log = logging.getLogger("herald.smpp")
@@ -153,11 +154,8 @@ class BindRegistry:
         self._task = asyncio.create_task(self._refresher(), name="smpp-bind-registry")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         for member, account_id in list(self._live.items()):
             with contextlib.suppress(Exception):
                 await self.redis.zrem(_key(account_id), member)

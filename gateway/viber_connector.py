@@ -50,7 +50,6 @@ Public API::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -62,7 +61,7 @@ import asyncpg
 from aiohttp import web
 
 from billing.vendors import Vendor, enabled_vendors
-from gateway import early_receipts, queue
+from gateway import early_receipts, queue, tasks
 from gateway.app import DB
 from gateway.delivery import (
     Accepted,
@@ -219,11 +218,8 @@ class ViberConnectors:
         self._task = asyncio.create_task(self._refresher(), name="viber-refresh")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await tasks.cancel(self._task)
+        self._task = None
         await asyncio.gather(*(v.stop() for v in self.vendors.values()), return_exceptions=True)
         self.vendors.clear()
         if self._session is not None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-import pytest_asyncio
-
 from billing.charging import Charger
 from gateway import routing, stoplist
 from gateway.commit import GroupCommitWriter
@@ -14,14 +12,6 @@ from gateway.messages import Status, get_message
 from gateway.msisdn import NumberRules
 from gateway.pipeline import Accepted, Pipeline, Reason, Rejected, Submission, billing_hook
 from tests.gateway.world import DE_MOBILE, RU_MOBILE, SENDER, balance, make_world
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def pipeline(pool, redis, settings):
-    p = Pipeline(pool, redis, settings)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def sub(world, to=RU_MOBILE, **kw) -> Submission:

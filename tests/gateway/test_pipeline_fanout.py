@@ -6,14 +6,13 @@ from __future__ import annotations
 import dataclasses
 
 import phonenumbers
-import pytest_asyncio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway import stoplist
 from gateway.messages import INSERT_COLUMNS
 from gateway.msisdn import NumberRules
-from gateway.pipeline import Accepted, Fanout, Pipeline, Rejected, Submission, for_destinations
+from gateway.pipeline import Accepted, Fanout, Rejected, Submission, for_destinations
 from tests.gateway.world import SENDER, make_world
 
 _RULES = NumberRules()
@@ -21,14 +20,6 @@ _RULES = NumberRules()
 # valid, repeated, written differently, invalid, stopped, unknown network, no rate (France)
 _NUMBERS = ["79161234567", "79161234567", "+7 916 123-45-68", "12345", "79161111111",
             "4915112345678", "33612345678", "0079160000003", "+1 555 0100", "79160000004"]
-
-
-@pytest_asyncio.fixture(loop_scope="session")
-async def pipeline(pool, redis, settings):
-    p = Pipeline(pool, redis, settings)
-    await p.start()
-    yield p
-    await p.stop()
 
 
 def _templates(partner_id: int) -> list[Submission]:
