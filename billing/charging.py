@@ -86,21 +86,36 @@ class ChargeResult(NamedTuple):
     ledger_id: int | None    # the sender's ledger row (aggregated for the batch)
 
 
+# The payers of the batch's senders with their active plans (one array element per
+# traffic) and whether they hold a live pack: one round trip for what pricing needs
+# (packs are read only where there are some).
 _PAYERS = """
-SELECT id, parent_id, path, status, currency, balance + credit_limit AS available
-FROM partners
-WHERE id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) AND parent_id IS NOT NULL
-ORDER BY id"""
+SELECT p.id, p.parent_id, p.path, p.status, p.currency, p.balance + p.credit_limit AS available,
+       pl.traffics, pl.plan_ids, pl.revisions, pl.currencies, pl.modes,
+       EXISTS (SELECT 1 FROM pack_subscriptions s
+               WHERE s.partner_id = p.id AND s.remaining > 0 AND s.canceled_at IS NULL
+                 AND s.expires_at > now()) AS has_packs
+FROM partners p
+LEFT JOIN LATERAL (
+    SELECT array_agg(pp.traffic) AS traffics, array_agg(r.id) AS plan_ids,
+           array_agg(r.revision) AS revisions, array_agg(r.currency) AS currencies,
+           array_agg(r.billing_mode) AS modes
+    FROM partner_plans pp JOIN rate_plans r ON r.id = pp.plan_id
+    WHERE pp.partner_id = p.id
+) pl ON true
+WHERE p.id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) AND p.parent_id IS NOT NULL
+ORDER BY p.id"""
 # serialises charges; inserts referencing the partner (FK checks) go on
-_LOCK_PAYERS = _PAYERS + "\nFOR NO KEY UPDATE"
+_LOCK_PAYERS = _PAYERS + "\nFOR NO KEY UPDATE OF p"
+# A single payer (the usual batch: one client under the owner): its lock, its checks and its
+# debit in one statement. Zero still takes the lock a pack-paid batch needs.
+_DEBIT_ONE = """
+UPDATE partners SET balance = balance - $2
+WHERE id = $1 AND status = $3 AND balance + credit_limit >= $2
+RETURNING id"""
 _RELOCK = """
 SELECT id, status, balance + credit_limit AS available FROM partners
 WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"""
-
-_PLANS = """
-SELECT pp.partner_id, pp.traffic, p.id, p.revision, p.currency, p.billing_mode
-FROM partner_plans pp JOIN rate_plans p ON p.id = pp.plan_id
-WHERE pp.partner_id = ANY($1::bigint[])"""
 
 _RATES = "SELECT plan_id, mcc, mnc, price FROM plan_rates WHERE plan_id = ANY($1::bigint[])"
 
@@ -300,6 +315,12 @@ class PendingDebit:
         """
         if not self._seen:
             return
+        if len(self._seen) == 1:
+            ((payer, seen),) = self._seen.items()
+            if await conn.fetchval(_DEBIT_ONE, payer, self._debits.get(payer, ZERO), seen.status) is None:
+                raise StaleSnapshot(f"partner {payer} changed while its batch was priced")
+            await _take(conn, {}, self._packs, stale=True)
+            return
         for row in await conn.fetch(_RELOCK, list(self._seen)):
             seen = self._seen[row["id"]]
             if row["status"] != seen.status or row["available"] < self._debits.get(row["id"], ZERO):
@@ -340,11 +361,19 @@ class Charger:
         snap = Snapshot()
         rows = await conn.fetch(_LOCK_PAYERS if lock else _PAYERS, senders)
         payer_ids = []
+        # (partner, traffic, plan id, revision, currency, billing mode), one per active plan
+        plan_rows: list[tuple[int, str, int, int, str, str]] = []
+        with_packs = []
         for r in rows:
-            snap.accounts[r["id"]] = Account(r["id"], r["parent_id"], r["status"], r["currency"].strip(),
-                                             r["available"])
-            snap.chains[r["id"]] = tuple(reversed(r["path"][1:]))
-            payer_ids.append(r["id"])
+            pid = r["id"]
+            snap.accounts[pid] = Account(pid, r["parent_id"], r["status"], r["currency"].strip(), r["available"])
+            snap.chains[pid] = tuple(reversed(r["path"][1:]))
+            payer_ids.append(pid)
+            if r["plan_ids"]:
+                plan_rows += [(pid, *plan) for plan in zip(r["traffics"], r["plan_ids"], r["revisions"],
+                                                           r["currencies"], r["modes"], strict=True)]
+            if r["has_packs"]:
+                with_packs.append(pid)
         # Senders that are the system owner pay nobody: an empty chain.
         missing = [s for s in senders if s not in snap.chains]
         if missing:
@@ -354,21 +383,21 @@ class Charger:
                 snap.chains[r["id"]] = ()
         if not payer_ids:
             return snap
-        plan_rows = await conn.fetch(_PLANS, payer_ids)
-        stale = [r["id"] for r in plan_rows
-                 if (cached := self._plans.get(r["id"])) is None or cached.revision != r["revision"]]
+        stale = {plan_id for _, _, plan_id, revision, _, _ in plan_rows
+                 if (cached := self._plans.get(plan_id)) is None or cached.revision != revision}
         if stale:
             tables: dict[int, list[RateRow]] = defaultdict(list)
-            for r in await conn.fetch(_RATES, stale):
+            for r in await conn.fetch(_RATES, list(stale)):
                 tables[r["plan_id"]].append(RateRow(r["mcc"], r["mnc"], r["price"]))
-            for r in plan_rows:
-                if r["id"] in stale:
-                    self._plans[r["id"]] = PlanRates(r["id"], r["revision"], r["currency"].strip(),
-                                                     r["billing_mode"] == "delivered",
-                                                     RateTable(tables.get(r["id"], ())))
-        for r in plan_rows:
-            snap.plans[(r["partner_id"], r["traffic"])] = self._plans[r["id"]]
-        for r in await conn.fetch(_PACKS, payer_ids):
+            for _, _, plan_id, revision, currency, mode in plan_rows:
+                if plan_id in stale:
+                    self._plans[plan_id] = PlanRates(plan_id, revision, currency.strip(), mode == "delivered",
+                                                     RateTable(tables.get(plan_id, ())))
+        for partner_id, traffic, plan_id, _, _, _ in plan_rows:
+            snap.plans[(partner_id, traffic)] = self._plans[plan_id]
+        if not with_packs:
+            return snap
+        for r in await conn.fetch(_PACKS, with_packs):
             holding = PackHolding(r["id"], r["partner_id"], r["channel"],
                                   frozenset(r["mccs"]) if r["mccs"] else None, r["remaining"],
                                   r["cost_per_message"], r["billing_mode"] == "delivered", r["expires_at"])

@@ -185,3 +185,25 @@ async def test_concurrent_unlocked_charges_with_the_locked_retry_stop_at_the_las
         assert await ledger_sum(conn, client_id) == D("0.13")
         charged = await conn.fetchval("SELECT sum(amounts[1]) FROM charges WHERE partner_id = $1", client_id)
     assert charged == sum(r.amount for r in accepted)
+
+
+async def test_a_reseller_spent_meanwhile_makes_the_batch_stale(pool):
+    """Several payers (the client and its reseller): their locks in id order, each one checked."""
+    async with pool.acquire() as conn:
+        client_id = await _client(conn, "Chained", under_reseller=True)
+        reseller_id = await conn.fetchval("SELECT parent_id FROM partners WHERE id = $1", client_id)
+        await conn.execute("UPDATE partners SET balance = 0.20 WHERE id = $1", reseller_id)
+    charger = Charger()
+    async with pool.acquire() as a, pool.acquire() as b:
+        tx = a.transaction()
+        await tx.start()
+        results, pending = await charger.charge_unlocked(a, [msg(client_id, f"a{i}") for i in range(4)])
+        assert all(r.ok for r in results)               # the reseller pays 4 x 0.04 of its 0.20
+        await b.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1", reseller_id)
+        with pytest.raises(StaleSnapshot):
+            await pending.apply(a)
+        await tx.rollback()
+        # Under the lock, the reseller's 0.10 left pays for two of them.
+        results = await charger.charge(a, [msg(client_id, f"a{i}") for i in range(4)])
+        assert [r.ok for r in results] == [True, True, False, False]
+        assert await balance(a, reseller_id) == D("0.02")
