@@ -219,6 +219,7 @@ async def _main(args: argparse.Namespace) -> None:
                    HERALD_SMPP_PORT=str(smpp_port), HERALD_VAR_DIR=str(tmp / "var"),
                    HERALD_ADMIN_PASSWORD="bench-pw-1", HERALD_DB_POOL_SIZE="20",
                    HERALD_WORKERS=str(args.workers),
+                   HERALD_WORKER_ROLES=args.roles,
                    # info shows each writer's batch sizes at shutdown (with --keep: in the log)
                    HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"))
         herald = _start_herald(env, tmp / "herald.log", args.profile)
@@ -321,10 +322,16 @@ def main() -> None:
                         help="run the load client in a child process of its own")
     parser.add_argument("--workers", type=int, default=1,
                         help="Herald worker processes (HERALD_WORKERS) sharing the SMPP port")
+    parser.add_argument("--roles", default="",
+                        help="one role per worker (HERALD_WORKER_ROLES), e.g. ingress,egress;"
+                             " sets --workers to their number")
     parser.add_argument("--profile", default="", help="write a cProfile of Herald to this file")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder and log")
     parser.add_argument("--fast-pg", action="store_true", help="embedded PostgreSQL without fsync")
-    _loop_run(_main(parser.parse_args()))
+    args = parser.parse_args()
+    if args.roles:
+        args.workers = len(args.roles.split(","))
+    _loop_run(_main(args))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,17 @@ def _choice(*options: str) -> Callable[[str], str]:
     return parse
 
 
+# What one process runs (Settings.role); "all" is everything, as a single process needs.
+ROLES = ("all", "ingress", "egress")
+
+
+def _roles(value: str) -> tuple[str, ...]:
+    roles = tuple(r.strip().lower() for r in value.split(",") if r.strip())
+    if any(r not in ROLES for r in roles):
+        raise ValueError(f"a comma-separated list of {', '.join(ROLES)}")
+    return roles
+
+
 def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "parse": parse, "doc": doc})
 
@@ -96,6 +107,16 @@ class Settings:
     worker: int = _setting(
         "HERALD_WORKER", _int_range(0, 64), 0,
         "set by the parent process for each of its workers (1..N); leave it unset",
+    )
+    role: str = _setting(
+        "HERALD_ROLE", _choice(*ROLES), "all",
+        "what this process runs: all; ingress (SMPP server, receipts to SMPP clients, HTTP API);"
+        " egress (vendor connectors, receipts and MO from vendors, callbacks, housekeeping)",
+    )
+    worker_roles: tuple[str, ...] = _setting(
+        "HERALD_WORKER_ROLES", _roles, (),
+        "with HERALD_WORKERS: the role of each worker, comma-separated (e.g. ingress,egress),"
+        " so that a busy egress does not slow the answers to submits; empty: all for each",
     )
     database_url: str = _setting(
         "DATABASE_URL", _url("postgres", "postgresql"), "",
@@ -226,4 +247,11 @@ def load_settings(env: Mapping[str, str], *, toml_path: str | None = None) -> Se
     }
     if unknown:
         raise SettingsError(f"HERALD_CONFIG={path!r}: unknown keys {', '.join(sorted(unknown))}")
-    return Settings(**values)
+    settings = Settings(**values)
+    roles = settings.worker_roles
+    if roles and (len(roles) != settings.workers
+                  or not {"ingress", "all"} & set(roles) or not {"egress", "all"} & set(roles)):
+        raise SettingsError(
+            f"HERALD_WORKER_ROLES={','.join(roles)!r}: expected one role per worker"
+            f" (HERALD_WORKERS={settings.workers}), with some worker taking ingress and some egress")
+    return settings

@@ -93,6 +93,13 @@ def signing_key(signing_secret: str) -> bytes:
 def build_services(app: web.Application) -> list[Service]:
     """The services this process runs, built on the application's resources.
 
+    By ``HERALD_ROLE``: ``ingress`` runs the SMPP server and its outbox of
+    receipts to SMPP clients (the HTTP API runs in every process); ``egress``
+    runs the rest (vendor connectors with their receipt writers and MO,
+    Viber, the cascade, HTTP callbacks, housekeeping); ``all`` runs both. The
+    processes of the two roles meet in PostgreSQL: the send queue and the SMPP
+    outbox, each polled, so a busy egress does not delay the answer to a submit.
+
     Housekeeping starts last (stops first): it re-applies early receipts through
     the connectors' receipt writer and expires MO part sets with their MO handler.
     """
@@ -100,9 +107,11 @@ def build_services(app: web.Application) -> list[Service]:
     from gateway.smpp_ingress import smpp_services  # SMPP server, vendor connectors, MO
 
     settings = app[SETTINGS]
+    smpp = smpp_services(app, settings.role)
+    if settings.role == "ingress":
+        return smpp
     dispatcher = CallbackDispatcher(app[DB], callback_key_resolver(app),
                                     lease=settings.callback_lease)
-    smpp = smpp_services(app)
     connectors = next((s for s in smpp if isinstance(s, Connectors)), None)
     housekeeping = Housekeeping(
         app[DB], mo=connectors.mo if connectors else None,

@@ -830,8 +830,9 @@ class _PipelineService:
         await self.pipeline.stop()
 
 
-def smpp_services(app) -> list:
-    """The SMPP server, the vendor connectors and the MO handler of one process, in start order."""
+def smpp_services(app, role: str = "all") -> list:
+    """The SMPP server (roles all and ingress), the vendor connectors and the MO handler (all
+    and egress) of one process, in start order."""
     from gateway.app import DB, REDIS, SETTINGS
     from gateway.cascade import with_cascade
     from gateway.connectors import ConnectorOptions, Connectors
@@ -845,17 +846,23 @@ def smpp_services(app) -> list:
     if pipeline is None:
         pipeline = Pipeline(pool, redis, settings)
         services.append(_PipelineService(pipeline))
-    ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
-                          lease=settings.vendor_lease, redis=redis, worker=settings.worker)
-    notify = ingress.outbox.notify
-    mo = MoHandler(pool, pipeline, notify=notify)
-    options = ConnectorOptions(
-        response_timeout=settings.vendor_timeout, lease=settings.vendor_lease,
-        reconnect_cap=min(30.0, settings.vendor_lease),
-    )
-    # with_cascade: this writer also re-applies early receipts, Viber status reports included
-    connectors = Connectors(pool, redis, on_change=with_cascade(status_many_hook(notify, ingress.outbox)),
-                            mo=mo, options=options)
-    pipeline.add_listener(connectors.notify)
-    services += [connectors, ingress]
+    ingress = outbox = notify = None
+    if role in ("all", "ingress"):
+        ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
+                              lease=settings.vendor_lease, redis=redis, worker=settings.worker)
+        # receipts for clients bound here skip the outbox's polling (receipts_out)
+        outbox, notify = ingress.outbox, ingress.outbox.notify
+    if role in ("all", "egress"):
+        mo = MoHandler(pool, pipeline, notify=notify)
+        options = ConnectorOptions(
+            response_timeout=settings.vendor_timeout, lease=settings.vendor_lease,
+            reconnect_cap=min(30.0, settings.vendor_lease),
+        )
+        # with_cascade: this writer also re-applies early receipts, Viber status reports included
+        connectors = Connectors(pool, redis, on_change=with_cascade(status_many_hook(notify, outbox)),
+                                mo=mo, options=options)
+        pipeline.add_listener(connectors.notify)
+        services.append(connectors)
+    if ingress is not None:
+        services.append(ingress)
     return services

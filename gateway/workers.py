@@ -11,7 +11,9 @@ the process started by ``herald serve`` becomes a parent that
    same HTTP and SMPP ports with SO_REUSEPORT (the kernel spreads connections
    over them) and runs everything a single process runs: pipeline, send
    workers, vendor binds, outbox, callbacks, housekeeping. They already share
-   their work through PostgreSQL and Redis (see README "More than one process");
+   their work through PostgreSQL and Redis (see README "More than one process").
+   ``HERALD_WORKER_ROLES`` gives each worker a role instead (``HERALD_ROLE``:
+   ingress, egress or all, see :func:`gateway.services.build_services`);
 4. restarts a worker that dies (after a pause that grows while it keeps dying),
    and on SIGINT / SIGTERM stops the workers, then the embedded servers.
 
@@ -46,7 +48,9 @@ def worker_env(settings: Settings, index: int, base: dict[str, str] | None = Non
         DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
         HERALD_HTTP_PORT=str(settings.http_port), HERALD_SMPP_PORT=str(settings.smpp_port),
         HERALD_WORKERS="1", HERALD_WORKER=str(index),
+        HERALD_ROLE=settings.worker_roles[index - 1] if settings.worker_roles else "all",
     )
+    env.pop("HERALD_WORKER_ROLES", None)
     return env
 
 

@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, SettingsError, describe, load_settings
+from gateway.workers import worker_env
 
 
 def test_defaults_without_environment():
@@ -41,6 +42,14 @@ def test_settings_are_frozen():
         ({"REDIS_URL": "http://x"}, "REDIS_URL='http://x': expected a URL starting with redis://"),
         ({"HERALD_LOG_FORMAT": "xml"}, "HERALD_LOG_FORMAT='xml': expected one of json, text"),
         ({"HERALD_DB_POOL_SIZE": "1"}, "HERALD_DB_POOL_SIZE='1': expected an integer from 2 to 500"),
+        ({"HERALD_ROLE": "sender"}, "HERALD_ROLE='sender': expected one of all, ingress, egress"),
+        ({"HERALD_WORKERS": "2", "HERALD_WORKER_ROLES": "ingress,sender"},
+         "HERALD_WORKER_ROLES='ingress,sender': expected a comma-separated list of all, ingress, egress"),
+        ({"HERALD_WORKERS": "3", "HERALD_WORKER_ROLES": "ingress,egress"},
+         "HERALD_WORKER_ROLES='ingress,egress': expected one role per worker (HERALD_WORKERS=3)"),
+        ({"HERALD_WORKERS": "2", "HERALD_WORKER_ROLES": "egress,egress"},
+         "HERALD_WORKER_ROLES='egress,egress': expected one role per worker (HERALD_WORKERS=2),"
+         " with some worker taking ingress"),
     ],
 )
 def test_bad_values_name_variable_value_and_expectation(env, message):
@@ -91,3 +100,14 @@ def test_cli_reports_bad_setting_in_one_line(monkeypatch, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == "herald: bad setting: HERALD_HTTP_PORT='eighty': expected an integer from 0 to 65535"
+
+
+def test_each_worker_is_given_its_role():
+    settings = load_settings({"HERALD_WORKERS": "3", "HERALD_WORKER_ROLES": "ingress,egress,all"})
+    envs = [worker_env(settings, i, base={"HERALD_WORKER_ROLES": "ingress,egress,all"})
+            for i in (1, 2, 3)]
+    assert [e["HERALD_ROLE"] for e in envs] == ["ingress", "egress", "all"]
+    # What a worker reads back is its own role, not the parent's list of them.
+    assert [load_settings(e).role for e in envs] == ["ingress", "egress", "all"]
+    plain = worker_env(load_settings({"HERALD_WORKERS": "2"}), 1, base={})
+    assert plain["HERALD_ROLE"] == "all"
