@@ -209,7 +209,12 @@ class Settings:
 
 def describe() -> list[tuple[str, str, str]]:
     """(variable, default, description) for each setting, for docs and ``herald settings``."""
-    return [(f.metadata["env"], str(f.default), f.metadata["doc"]) for f in fields(Settings)]
+    return [(f.metadata["env"], _as_env(f.default), f.metadata["doc"]) for f in fields(Settings)]
+
+
+def _as_env(value: Any) -> str:
+    """A default as it would be written in the environment (a list: comma-separated)."""
+    return ",".join(value) if isinstance(value, tuple) else str(value)
 
 
 def load_settings(env: Mapping[str, str], *, toml_path: str | None = None) -> Settings:

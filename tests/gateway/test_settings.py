@@ -111,3 +111,9 @@ def test_each_worker_is_given_its_role():
     assert [load_settings(e).role for e in envs] == ["ingress", "egress", "all"]
     plain = worker_env(load_settings({"HERALD_WORKERS": "2"}), 1, base={})
     assert plain["HERALD_ROLE"] == "all"
+
+
+def test_list_defaults_are_shown_as_written_in_the_environment():
+    shown = {env: default for env, default, _ in describe()}
+    assert shown["HERALD_WORKER_ROLES"] == ""
+    assert shown["HERALD_ROLE"] == "all"
