@@ -51,6 +51,7 @@ __all__ = ["LoadClient", "LoadError", "LoadProcess", "RunStats", "open_load"]
 _HEADER = struct.Struct(">IIII")
 _LENGTH = struct.Struct(">I")
 _MAX_LENGTH = 0x12000  # cap command_length before buffering, as Herald's codec does
+PACE_TICK = 0.001   # shortest sleep of a paced run (see LoadClient.paced)
 
 # SMPP 3.4 §5.1.2.1 command_id values this client meets.
 _GENERIC_NACK = 0x80000000
@@ -439,9 +440,11 @@ class LoadClient:
                 bind._pump()
             if not any(b.transport is not None for b in binds):
                 break
-            # Sleep until the next submit is due.
+            # Sleep until the next submit is due, a millisecond at least: uvloop's timers
+            # count whole milliseconds, so a shorter sleep returns at once and the client
+            # would spin, taking a core from the server it measures on a small machine.
             delay = start + issued / rate - time.perf_counter()
-            await asyncio.sleep(max(delay, 0.0))
+            await asyncio.sleep(max(delay, PACE_TICK))
         return await self._finish(run)
 
     async def wait_receipts(self, n: int, seconds: float) -> int:
