@@ -13,7 +13,7 @@ partners  create_partner, get_partner, list_partners, update_partner, set_status
 portals   portal_for_host, create_portal, get_portal, list_portals, update_portal
 users     create_user, get_user, list_users, authenticate, find_by_email, set_password, hash/verify_password
 senders   request_sender_id, approve, decline, cancel, unsubscribe, change_period, expire_due,
-          is_usable / usable_senders (pipeline), list_sender_ids, events, documents
+          is_usable / usable (pipeline) / usable_senders, list_sender_ids, events, documents
 refbook   PrefixTable.lookup (in memory), load_prefix_table, revision, import_csv, export_csv,
           seed_default, default_entries
 vendors   create_vendor, update_vendor, enabled_vendors, create_product, set_product_rates,

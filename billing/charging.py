@@ -12,8 +12,8 @@ its size:
 4. one UPDATE decrements the packs used, one UPDATE debits every payer
    (guarded by ``balance - amount >= -credit_limit``, and by the CHECK of
    0001_core.sql), one INSERT writes the ledger rows aggregated per payer,
-   sender, user, type and description with their per-MCCMNC lines, and one
-   COPY writes the per-message charge rows (what each level paid, to undo it).
+   sender, user, type and description with their per-MCCMNC lines and, in the
+   same statement, the per-message charge rows (what each level paid, to undo it).
 
 The lock rule: whoever changes a partner's balance or its packs' counts
 outside a single guarded statement locks the partner row first (charging,
@@ -25,11 +25,12 @@ fails whole (Conflict / InsufficientBalance) rather than charge wrongly.
 The lock is held from step 1 to the commit, so concurrent batches of one
 partner take turns for their whole transaction. :meth:`Charger.charge_unlocked`
 is the variant for the hot path (the group commit): it reads the snapshot
-without the lock, prices, and writes the ledger and charge rows, leaving the
-pack and balance updates to :meth:`PendingDebit.apply`, which the caller runs
-last in its transaction. ``apply`` takes the lock (same order), checks that
-every payer's status is unchanged and its funds still cover the debit, and
-runs the guarded UPDATEs; if any check fails it raises
+without the lock and prices, leaving every write to :meth:`PendingDebit.apply`,
+which the caller runs last in its transaction. ``apply`` writes the ledger and
+charge rows, takes the lock (same order), checks that every payer's status is
+unchanged and its funds still cover the debit, and runs the guarded UPDATEs —
+for the usual batch of one payer, rows, check and debit are one statement; if
+any check fails it raises
 :class:`~billing.errors.StaleSnapshot` and the caller charges the batch again
 with :meth:`Charger.charge`. The lock then lasts from the debit to the commit,
 not for the pricing and the writing of thousands of rows. A stale read can
@@ -107,12 +108,6 @@ WHERE p.id IN (SELECT unnest(path) FROM partners WHERE id = ANY($1::bigint[])) A
 ORDER BY p.id"""
 # serialises charges; inserts referencing the partner (FK checks) go on
 _LOCK_PAYERS = _PAYERS + "\nFOR NO KEY UPDATE OF p"
-# A single payer (the usual batch: one client under the owner): its lock, its checks and its
-# debit in one statement. Zero still takes the lock a pack-paid batch needs.
-_DEBIT_ONE = """
-UPDATE partners SET balance = balance - $2
-WHERE id = $1 AND status = $3 AND balance + credit_limit >= $2
-RETURNING id"""
 _RELOCK = """
 SELECT id, status, balance + credit_limit AS available FROM partners
 WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE"""
@@ -176,6 +171,38 @@ WITH g AS MATERIALIZED (
 )
 SELECT id FROM g ORDER BY ord"""
 
+# The ledger as above and, in the same statement, the per-message charge rows, each joined
+# to its ledger row by the group's ordinal: one round trip where a COPY after the ledger took
+# three. A charge's level arrays come as array literals inside a text[] and are cast per row.
+_LEDGER_AND_CHARGES = _LEDGER.replace("""
+SELECT id FROM g ORDER BY ord""", """, c AS (
+    INSERT INTO charges (ref, partner_id, user_id, type, description, mccmnc, parts, payer_ids,
+                         amounts, rates, pack_ids, by_delivered, transaction_id)
+    SELECT c.ref, c.partner_id, c.user_id, c.type, c.description, c.mccmnc, c.parts,
+           c.payer_ids::bigint[], c.amounts::numeric[], c.rates::numeric[], c.pack_ids::bigint[],
+           c.by_delivered::boolean[], g.id
+    FROM unnest($18::text::text[], $19::text::bigint[], $20::text::bigint[], $21::text::text[],
+                $22::text::text[], $23::text::text[], $24::text::int[], $25::text::text[],
+                $26::text::text[], $27::text::text[], $28::text::text[], $29::text::text[],
+                $30::text::bigint[])
+         AS c(ref, partner_id, user_id, type, description, mccmnc, parts, payer_ids, amounts, rates,
+              pack_ids, by_delivered, ord)
+    LEFT JOIN g ON g.ord = c.ord
+)
+SELECT id FROM g ORDER BY ord""")
+
+# The same with one payer's guarded debit in the statement too (the status the pricing saw,
+# and funds that still cover it; a debit of zero still takes the lock a pack-paid batch
+# needs): the hot path's last round trip before the commit. One row: the ledger ids, and
+# whether the debit's guard held (the caller raises StaleSnapshot when it did not).
+_LEDGER_CHARGES_AND_DEBIT = _LEDGER_AND_CHARGES.replace("""
+SELECT id FROM g ORDER BY ord""", """, debit AS (
+    UPDATE partners SET balance = balance - $31
+    WHERE id = $32 AND status = $33 AND balance + credit_limit >= $31
+    RETURNING id
+)
+SELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids, EXISTS (SELECT 1 FROM debit) AS debited""")
+
 
 def _array(values: Iterable[object]) -> str:
     """A PostgreSQL array literal of numbers, or of text quoted as the array syntax wants."""
@@ -195,15 +222,15 @@ def _numbers(values: list) -> str:
     return "{" + ",".join(map(str, values)) + "}"
 
 
-# COPY text format escapes (PostgreSQL manual, COPY, "Text Format").
-_NULL = "\\N"
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+def _texts(values: Sequence[str]) -> str:
+    """An array literal of strings, each quoted (none is NULL)."""
+    quoted = '","'.join([v.replace("\\", "\\\\").replace('"', '\\"') for v in values])
+    return '{"' + quoted + '"}' if quoted or values else "{}"
 
 
-_CHARGE_COLUMNS = (
-    "ref", "partner_id", "user_id", "type", "description", "mccmnc", "parts", "payer_ids", "amounts",
-    "rates", "pack_ids", "by_delivered", "transaction_id",
-)
+def _optional_numbers(values: Iterable[object]) -> str:
+    """An array literal of numbers where None is NULL."""
+    return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
 
 _CLOSE = """
 WITH c AS (
@@ -257,6 +284,15 @@ async def _write_ledger(conn: asyncpg.Connection, details: dict[DetailKey, list]
     """
     if not details:
         return {}
+    groups, args = _ledger_args(details, parents, currencies)
+    ids = await conn.fetch(_LEDGER, *args)
+    return {key: row["id"] for key, row in zip(groups, ids, strict=True)}
+
+
+def _ledger_args(details: dict[DetailKey, list], parents: dict[int, int], currencies: dict[int, str]
+                 ) -> tuple[dict[GroupKey, list], list[str]]:
+    """The ledger's groups (key → [ordinal, amount, messages, pack messages], in ordinal
+    order) and the 17 array literals :data:`_LEDGER` takes."""
     groups: dict[GroupKey, list] = {}
     d_group: list[int] = []
     d_mccmnc: list[str] = []
@@ -286,45 +322,53 @@ async def _write_ledger(conn: asyncpg.Connection, details: dict[DetailKey, list]
         for col, value in zip(cols, (payer, parents.get(payer), origin, user, kind, amount, currencies[payer],
                                      messages, pack_messages, text), strict=True):
             col.append(value)
-    ids = await conn.fetch(
-        _LEDGER, *(_array(c) for c in cols),
+    return groups, [
+        *(_array(c) for c in cols),
         # MCCMNCs of accepted messages are digits (pricing refused others): no quoting needed
         _numbers(d_group), _numbers(d_mccmnc), _numbers(d_messages), _numbers(d_parts),
         _numbers(d_pack_parts), _array(d_rate), _numbers(d_total),
-    )
-    return {key: row["id"] for key, row in zip(groups, ids, strict=True)}
+    ]
 
 
 class PendingDebit:
-    """What a batch priced by :meth:`Charger.charge_unlocked` still has to take: run
+    """What a batch priced by :meth:`Charger.charge_unlocked` still has to write and take: run
     :meth:`apply` last in the same transaction."""
 
-    __slots__ = ("_debits", "_packs", "_seen")
+    __slots__ = ("_debits", "_decisions", "_packs", "_snap", "ledger_ids")
 
-    def __init__(self, seen: dict[int, Account], debits: dict[int, Decimal], packs: dict[int, int]) -> None:
-        self._seen = seen
+    def __init__(self, snap: Snapshot, decisions: list[Decision], debits: dict[int, Decimal],
+                 packs: dict[int, int]) -> None:
+        self._snap = snap
+        self._decisions = decisions
         self._debits = debits
         self._packs = packs
+        self.ledger_ids: dict[str, int] = {}   # ref → the sender's ledger row, once applied
 
     async def apply(self, conn: asyncpg.Connection) -> None:
-        """Lock the payers, check nothing the pricing relied on moved, take packs and balances.
+        """Write the ledger and charge rows, lock the payers, check nothing the pricing relied
+        on moved, take packs and balances.
 
         Raises :class:`~billing.errors.StaleSnapshot` when a payer's status
         changed, its funds no longer cover its debit, or a pack no longer has
         the messages counted on it; the transaction must then be rolled back.
         """
-        if not self._seen:
-            return
-        if len(self._seen) == 1:
-            ((payer, seen),) = self._seen.items()
-            if await conn.fetchval(_DEBIT_ONE, payer, self._debits.get(payer, ZERO), seen.status) is None:
+        if not any(d.ok for d in self._decisions):
+            return  # nothing to write or take
+        seen = self._snap.accounts
+        if len(seen) == 1:
+            # the usual batch: rows, lock, check and debit in one statement
+            ((payer, account),) = seen.items()
+            self.ledger_ids, debited = await _record(
+                conn, self._snap, self._decisions, debit=(self._debits.get(payer, ZERO), payer, account.status))
+            if not debited:
                 raise StaleSnapshot(f"partner {payer} changed while its batch was priced")
             await _take(conn, {}, self._packs, stale=True)
             return
-        for row in await conn.fetch(_RELOCK, list(self._seen)):
-            seen = self._seen[row["id"]]
-            if row["status"] != seen.status or row["available"] < self._debits.get(row["id"], ZERO):
-                raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
+        if seen:
+            for row in await conn.fetch(_RELOCK, list(seen)):
+                if row["status"] != seen[row["id"]].status or row["available"] < self._debits.get(row["id"], ZERO):
+                    raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
+        self.ledger_ids, _ = await _record(conn, self._snap, self._decisions)
         await _take(conn, self._debits, self._packs, stale=True)
 
 
@@ -419,22 +463,23 @@ class Charger:
     async def charge_unlocked(
         self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]
     ) -> tuple[list[ChargeResult], PendingDebit]:
-        """:meth:`charge` without holding the payers' lock while pricing and writing.
+        """:meth:`charge` without holding the payers' lock while pricing; nothing is written yet.
 
         Must run inside the caller's transaction, which then calls
         ``pending.apply(conn)`` last before committing, and on
         :class:`~billing.errors.StaleSnapshot` rolls back and charges the
-        batch again with :meth:`charge` (see the module doc).
+        batch again with :meth:`charge` (see the module doc). The results'
+        ``ledger_id`` is None: the ledger rows are written by ``apply``
+        (``pending.ledger_ids`` afterwards).
         """
         if not conn.is_in_transaction():
             raise RuntimeError("charge_unlocked needs the caller's transaction")
         if not requests:
-            return [], PendingDebit({}, {}, {})
+            return [], PendingDebit(Snapshot(), [], {}, {})
         snap = await self._snapshot(conn, _senders(requests), lock=False)
         decisions = price_batch(snap, requests)
         debits, packs = _debits(decisions)
-        tx_ids = await self._record(conn, snap, decisions)
-        return _results(snap, decisions, tx_ids), PendingDebit(snap.accounts, debits, packs)
+        return _results(snap, decisions, {}), PendingDebit(snap, decisions, debits, packs)
 
     async def _charge(
         self, conn: asyncpg.Connection, senders: list[int], requests: Sequence[ChargeRequest]
@@ -443,52 +488,70 @@ class Charger:
         decisions = price_batch(snap, requests)
         debits, packs = _debits(decisions)
         await _take(conn, debits, packs, stale=False)
-        return snap, decisions, await self._record(conn, snap, decisions)
+        return snap, decisions, (await _record(conn, snap, decisions))[0]
 
-    async def _record(self, conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision]) -> dict[str, int]:
-        """Write the ledger and the charge rows; returns the ledger id of each accepted ref."""
-        details: dict[DetailKey, list] = {}
-        accepted = [d for d in decisions if d.ok]
-        for d in accepted:
-            req = d.request
-            head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
-            traffic = (req.channel, req.traffic_type)
-            for payer, amount, rate, pack_id, _ in d.levels:
-                _add_detail(details, payer, head, traffic, req.parts, amount, rate, pack_id)
-        parents = {a.partner_id: a.parent_id for a in snap.accounts.values()}
-        currencies = {a.partner_id: a.currency for a in snap.accounts.values()}
-        ledger = await _write_ledger(conn, details, parents, currencies)
-        tx_by_ref: dict[str, int] = {}
-        lines = []
-        for d in accepted:
-            req = d.request
-            levels = d.levels
-            if len(levels) == 1:
-                payer, amount, rate, pack_id, by_delivered = levels[0]
-                tx_id = tx_by_ref[req.ref] = ledger[(payer, req.partner_id, req.user_id, req.source,
-                                                     req.description)]
-                arrays = (f"{{{payer}}}\t{{{amount!s}}}\t{{{rate!s}}}\t{{{pack_id}}}\t"
-                          f"{'{t}' if by_delivered else '{f}'}")
-            elif levels:
-                tx_id = tx_by_ref[req.ref] = ledger[(levels[0].payer_id, req.partner_id, req.user_id,
-                                                     req.source, req.description)]
-                arrays = "\t".join(["{" + ",".join(map(str, col)) + "}" for col in zip(*levels, strict=True)])
-            else:
-                tx_id, arrays = None, "{}\t{}\t{}\t{}\t{}"
-            lines.append(
-                f"{req.ref.translate(_COPY_ESCAPES)}\t{req.partner_id}\t"
-                f"{_NULL if req.user_id is None else req.user_id}\t{req.source}\t"
-                f"{req.description.translate(_COPY_ESCAPES)}\t{req.mccmnc.translate(_COPY_ESCAPES)}\t"
-                f"{req.parts}\t{arrays}\t{_NULL if tx_id is None else tx_id}"
-            )
-        if lines:
-            data = ("\n".join(lines) + "\n").encode()
-            try:
-                await conn.copy_to_table("charges", source=memoryview(data), columns=_CHARGE_COLUMNS,
-                                         format="text")
-            except asyncpg.UniqueViolationError as exc:
-                raise Conflict("a message of the batch was already charged (same ref)") from exc
-        return tx_by_ref
+
+async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision], *,
+                  debit: tuple[Decimal, int, str] | None = None) -> tuple[dict[str, int], bool]:
+    """Write the ledger and the charge rows in one statement: the ledger id of each accepted
+    ref, and whether ``debit`` — (amount, payer, status the pricing saw), taken in the same
+    statement when given — held its guard (True without one)."""
+    details: dict[DetailKey, list] = {}
+    accepted = [d for d in decisions if d.ok]
+    if not accepted and debit is None:
+        return {}, True
+    for d in accepted:
+        req = d.request
+        head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
+        traffic = (req.channel, req.traffic_type)
+        for payer, amount, rate, pack_id, _ in d.levels:
+            _add_detail(details, payer, head, traffic, req.parts, amount, rate, pack_id)
+    parents = {a.partner_id: a.parent_id for a in snap.accounts.values()}
+    currencies = {a.partner_id: a.currency for a in snap.accounts.values()}
+    groups, ledger_args = _ledger_args(details, parents, currencies)
+    ordinals = {key: group[0] for key, group in groups.items()}
+    refs: list[str] = []
+    partner_ids: list[int] = []
+    user_ids: list[int | None] = []
+    types: list[str] = []
+    descriptions: list[str] = []
+    mccmncs: list[str] = []
+    parts: list[int] = []
+    level_columns: tuple[list[str], ...] = ([], [], [], [], [])
+    group_of: list[int | None] = []
+    for d in accepted:
+        req = d.request
+        levels = d.levels
+        if levels:
+            group_of.append(ordinals[(levels[0].payer_id, req.partner_id, req.user_id, req.source,
+                                      req.description)])
+            for out, column in zip(level_columns, zip(*levels, strict=True), strict=True):
+                out.append("{" + ",".join(map(str, column)) + "}")
+        else:
+            group_of.append(None)
+            for out in level_columns:
+                out.append("{}")
+        refs.append(req.ref)
+        partner_ids.append(req.partner_id)
+        user_ids.append(req.user_id)
+        types.append(req.source)
+        descriptions.append(req.description)
+        mccmncs.append(req.mccmnc)
+        parts.append(req.parts)
+    args = [*ledger_args, _texts(refs), _numbers(partner_ids), _optional_numbers(user_ids), _texts(types),
+            _texts(descriptions), _texts(mccmncs), _numbers(parts), *(_texts(c) for c in level_columns),
+            _optional_numbers(group_of)]
+    try:
+        if debit is None:
+            ledger_ids = [row["id"] for row in await conn.fetch(_LEDGER_AND_CHARGES, *args)]
+            debited = True
+        else:
+            row = await conn.fetchrow(_LEDGER_CHARGES_AND_DEBIT, *args, *debit)
+            ledger_ids, debited = row["ids"], row["debited"]
+    except asyncpg.UniqueViolationError as exc:
+        raise Conflict("a message of the batch was already charged (same ref)") from exc
+    by_ref = {ref: ledger_ids[g - 1] for ref, g in zip(refs, group_of, strict=True) if g is not None}
+    return by_ref, debited
 
 
 def _senders(requests: Sequence[ChargeRequest]) -> list[int]:

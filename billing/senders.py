@@ -15,7 +15,7 @@ user), unsubscribed, period_changed.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -325,6 +325,23 @@ async def is_usable(conn: Conn, partner_id: int, channel: str, sender: str, now:
     shown to recipients as registered.
     """
     return await conn.fetchval(_USABLE, partner_id, channel, sender, now)
+
+
+_USABLE_MANY = """SELECT q.partner_id, q.channel, q.sender
+FROM unnest($1::bigint[], $2::text[], $3::text[]) AS q(partner_id, channel, sender)
+WHERE EXISTS (SELECT 1 FROM sender_ids s
+    WHERE s.partner_id = q.partner_id AND s.channel = q.channel AND s.sender = q.sender
+      AND s.status = 'enabled' AND (s.valid_until IS NULL OR s.valid_until > $4))"""
+
+
+async def usable(conn: Conn, keys: Iterable[tuple[int, str, str]], now: datetime) -> set[tuple[int, str, str]]:
+    """The (partner_id, channel, sender) of ``keys`` that :func:`is_usable` allows, in one statement."""
+    keys = list(dict.fromkeys(keys))
+    if not keys:
+        return set()
+    rows = await conn.fetch(_USABLE_MANY, [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+                            now)
+    return {(r["partner_id"], r["channel"], r["sender"]) for r in rows}
 
 
 async def usable_senders(conn: Conn, partner_id: int, channel: str, now: datetime) -> list[str]:

@@ -61,6 +61,35 @@ async def test_batch_groups_ledger_rows_by_user_source_and_description(conn, own
     assert [tuple(r) for r in types] == [("campaign", "Spring sale", D("-0.2")), ("smpp", "", D("-0.1"))]
 
 
+async def test_charge_rows_keep_any_text_and_point_at_their_ledger_row(conn, owner):
+    # The charge rows go out as array literals in the ledger's statement: quotes,
+    # backslashes, braces, commas, tabs and newlines must arrive as they were sent.
+    client = await make_partner(conn, owner, owner.partner_id, "client", "Acme", balance="10")
+    await give_plan(conn, owner, client.id, {"250": "0.10"})
+    odd = 'say "hi", {you}\\ \t tab\nline NULL'
+    results = await charge_messages(conn, [
+        msg(client.id, 'ref "1"', description=odd, user_id=None),
+        msg(client.id, "ref\\2", description="", user_id=None),
+        msg(client.id, "r3", description=odd, parts=2),
+    ])
+    assert all(r.ok for r in results)
+    rows = await conn.fetch(
+        """SELECT c.ref, c.description, c.user_id, c.parts, c.payer_ids, c.amounts, c.by_delivered,
+                  t.description AS ledger_description, t.id = c.transaction_id AS linked
+           FROM charges c JOIN transactions t ON t.id = c.transaction_id
+           WHERE c.partner_id = $1 ORDER BY c.parts, c.description DESC""", client.id)
+    assert [(r["ref"], r["description"], r["user_id"], r["parts"]) for r in rows] == [
+        ('ref "1"', odd, None, 1), ("ref\\2", "", None, 1), ("r3", odd, None, 2)]
+    assert all(r["ledger_description"] == r["description"] and r["linked"] for r in rows)
+    assert [list(r["payer_ids"]) for r in rows] == [[client.id]] * 3
+    assert [list(r["amounts"]) for r in rows] == [[D("0.10")], [D("0.10")], [D("0.20")]]
+    linked = dict(await conn.fetch("SELECT ref, transaction_id FROM charges WHERE partner_id = $1",
+                                   client.id))
+    assert [r.ledger_id for r in results] == [linked['ref "1"'], linked["ref\\2"], linked["r3"]]
+    # the two descriptions make two ledger rows
+    assert len({r.ledger_id for r in results}) == 2
+
+
 async def test_only_the_underfunded_partner_is_refused(conn, owner):
     rich = await make_partner(conn, owner, owner.partner_id, "client", "Rich", balance="100")
     poor = await make_partner(conn, owner, owner.partner_id, "client", "Poor", balance="0.25")

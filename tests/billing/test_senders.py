@@ -49,6 +49,13 @@ async def test_reseller_passes_up_and_owner_approval_makes_it_usable(conn, owner
     assert not await senders.is_usable(conn, cscope.partner_id, "viber", "ShopNews", NOW)
     assert not await senders.is_usable(conn, cscope.partner_id, "sms", "ShopNews", until)
     assert await senders.usable_senders(conn, cscope.partner_id, "sms", NOW) == ["ShopNews"]
+    # the pipeline's batch form answers as is_usable does, key by key
+    keys = [(cscope.partner_id, "sms", "ShopNews"), (cscope.partner_id, "viber", "ShopNews"),
+            (cscope.partner_id, "sms", "shopnews"), (rscope.partner_id, "sms", "ShopNews"),
+            (cscope.partner_id, "sms", "ShopNews")]
+    assert await senders.usable(conn, keys, NOW) == {(cscope.partner_id, "sms", "ShopNews")}
+    assert await senders.usable(conn, keys, until) == set()
+    assert await senders.usable(conn, [], NOW) == set()
 
     steps = await senders.events(conn, cscope, sid.id)
     assert [(e.action, e.state, e.actor_partner_id) for e in steps] == [

@@ -47,7 +47,13 @@ async def _client(conn, name: str, *, balance: str = "10", rate: str = "0.10", w
 async def _unlocked(pool, charger: Charger, requests: list[ChargeRequest]):
     async with pool.acquire() as conn, conn.transaction():
         results, pending = await charger.charge_unlocked(conn, requests)
+        assert await conn.fetchval("SELECT count(*) FROM charges WHERE ref = ANY($1::text[])",
+                                   [r.ref for r in requests]) == 0  # apply writes them
         await pending.apply(conn)
+        linked = dict(await conn.fetch("SELECT ref, transaction_id FROM charges WHERE ref = ANY($1::text[])",
+                                       [r.ref for r in requests]))
+    assert pending.ledger_ids == {ref: tx for ref, tx in linked.items() if tx is not None}
+    assert {r.ref for r in results if r.ok} == set(linked)
     return results
 
 
