@@ -17,6 +17,7 @@ message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``):
 
     enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.commit
     enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
+    insert_and_enqueue(conn, new_messages) -> None           # store them, queue those with a route
     claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
     complete(conn, worker_id, message_id) -> bool             # vendor accepted it
     complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
@@ -43,7 +44,15 @@ from datetime import datetime
 
 import asyncpg
 
-from gateway.messages import Message, message_columns
+from gateway.messages import (
+    INSERT_COLUMNS,
+    Message,
+    NewMessage,
+    insert_messages,
+    message_columns,
+    unnest_args,
+    unnest_insert,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,39 @@ async def enqueue(
             "send_queue", records=scheduled,
             columns=("message_id", "route", "vendor_id", "not_before"),
         )
+
+
+# Up to this many messages are stored and queued by one statement (one round trip); more
+# go by two binary COPYs (four round trips, but cheaper per row).
+UNNEST_MAX_ROWS = 256
+_N = len(INSERT_COLUMNS)
+_STORE_AND_QUEUE = f"""
+WITH m AS ({unnest_insert(1)})
+INSERT INTO send_queue (message_id, route, vendor_id, not_before)
+SELECT q.id, q.route::bigint[], q.vendor_id, coalesce(q.not_before, now())
+FROM unnest(${_N + 1}::uuid[], ${_N + 2}::text[], ${_N + 3}::bigint[], ${_N + 4}::timestamptz[])
+     AS q(id, route, vendor_id, not_before)"""
+
+
+async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
+    """Store ``msgs`` and queue each one that has a route, from its ``scheduled_for``
+    (call inside the caller's transaction)."""
+    if not msgs:
+        return
+    if len(msgs) > UNNEST_MAX_ROWS:
+        await insert_messages(conn, msgs)
+        await enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in msgs if m.route])
+        return
+    ids, routes, vendors, not_before = [], [], [], []
+    for m in msgs:
+        if m.route:
+            ids.append(m.id)
+            routes.append("{" + ",".join(map(str, map(int, m.route))) + "}")
+            vendors.append(m.route[0])
+            not_before.append(m.scheduled_for)
+    # The foreign key of send_queue is checked at the end of the statement, when the
+    # messages of its WITH are in.
+    await conn.execute(_STORE_AND_QUEUE, *unnest_args(msgs), ids, routes, vendors, not_before)
 
 
 # Binary COPY (PostgreSQL manual, COPY, "Binary Format") of (message_id, route, vendor_id)

@@ -91,6 +91,29 @@ async def test_binary_copy_stores_what_asyncpg_stores(conn, seed):
     assert fast == general
 
 
+@pytest.mark.parametrize("count", [1, queue.UNNEST_MAX_ROWS, queue.UNNEST_MAX_ROWS + 1])
+async def test_store_and_queue_in_one_statement_stores_what_copy_stores(conn, count):
+    # Up to UNNEST_MAX_ROWS go by one INSERT of arrays, more by the two COPYs: either way the
+    # rows are those asyncpg's own COPY stores, and each routed message is queued from its
+    # scheduled_for (now when None).
+    pid = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
+    routes = [(), (1,), (2, 1), (2**40, 3, 1)]
+    msgs = [dataclasses.replace(x, route=routes[i % len(routes)])
+            for i, x in enumerate(_messages(pid, count, 7))]
+    ids = [x.id for x in msgs]
+    before = await conn.fetchval("SELECT now()")
+    await queue.insert_and_enqueue(conn, msgs)
+    stored = await _stored(conn, ids)
+    queued = {r["message_id"]: (tuple(r["route"]), r["vendor_id"], r["position"], r["not_before"])
+              for r in await conn.fetch("SELECT * FROM send_queue WHERE message_id = ANY($1::uuid[])", ids)}
+    await conn.execute("DELETE FROM messages WHERE id = ANY($1::uuid[])", ids)
+    await conn.copy_records_to_table("messages", records=[m._record(x) for x in msgs],
+                                     columns=m.INSERT_COLUMNS)
+    assert stored == await _stored(conn, ids)
+    assert queued == {x.id: (x.route, x.route[0], 0, x.scheduled_for or before)
+                      for x in msgs if x.route}
+
+
 async def test_a_value_asyncpg_alone_takes_or_refuses_goes_through_asyncpg(conn):
     pid = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
     naive = NewMessage(partner_id=pid, origin="api", sender="S", destination="35799000001",
