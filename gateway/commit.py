@@ -18,16 +18,19 @@ Inside the batch transaction, in this order:
    insufficient balance). Charging and storing therefore commit together.
    It may instead return :class:`Charged` (the outcomes and a ``finish``
    step), when part of its work must run last in the transaction.
-2. The accepted messages are written with COPY (:func:`gateway.messages.insert_messages`).
-3. Those with a non-empty ``route`` are put in the send queue
-   (:func:`gateway.queue.enqueue`), claimable from ``scheduled_for`` when set.
-4. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
-5. ``finish(conn)`` when the hook returned one: the billing hook's debit of
-   the balances, taken last so that their row locks are held only until the
-   commit. If it raises :class:`~billing.errors.StaleSnapshot` (a balance
-   moved under the unlocked pricing), the transaction is rolled back and the
-   batch written again with ``before_insert(conn, msgs, careful=True)``,
-   which charges under the lock from the start.
+2. The accepted messages are written, and those with a non-empty ``route``
+   put in the send queue, claimable from ``scheduled_for`` when set
+   (:func:`gateway.queue.insert_and_enqueue`: one statement for a small batch,
+   two COPYs for a large one).
+3. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
+4. ``finish(conn)`` when the hook returned one: the billing hook's ledger and
+   charge rows and its debit of the balances (one statement for one payer),
+   taken last so that their row locks are held only until the commit. If it
+   raises :class:`~billing.errors.StaleSnapshot` (a balance moved under the
+   unlocked pricing), the transaction is rolled back and the batch written
+   again, in a new transaction, with ``before_insert(conn, msgs, careful=True)``,
+   which charges under the lock from the start (the engine's ``retry_on``
+   option, below; counted in ``stats.retried_batches``).
 
 If the batch transaction fails and it held more than one producer's request,
 each request is retried alone in its own transaction, so one producer's bad
@@ -43,7 +46,21 @@ Public API::
 
 The batching engine itself is :class:`GroupCommit` ``(pool, commit, ...)``:
 ``await engine.submit(items) -> list[result]`` for any ``commit(conn, items)``
-that returns one result per item (delivery receipts use it too).
+that returns one result per item (delivery receipts use it too). Two options
+add to what happens around each transaction (the first attempt of a batch, or
+of a request retried alone):
+
+* ``retry_on=(SomeError, ...)``, ``retry_commit=other``: when ``commit`` raises
+  one of these, the transaction is rolled back (none of its rows remain) and the
+  same items are written once more by ``other(conn, items)`` in a new
+  transaction (``commit`` itself when ``retry_commit`` is not given). If that
+  fails too, the batch fails as any other. Counted in ``stats.retried_batches``.
+* ``with_after_commit=True``: ``commit`` (and ``retry_commit``) is called as
+  ``commit(conn, items, after_commit=steps)``, ``steps`` being a new list for each
+  transaction. The callables it appends there (no arguments, not awaited) run in
+  order once that transaction has committed, before the producers are answered,
+  and never for an attempt that rolled back. One that raises is logged; the
+  batch stays committed and its producers get their results.
 
 A producer cancelled while waiting may still see its messages committed (the
 batch is already on its way); callers that retry must tolerate that.
@@ -57,14 +74,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 import asyncpg
 
 from billing.errors import StaleSnapshot
 from config.errors import HeraldError
 from gateway import queue
-from gateway.messages import NewMessage, insert_messages
+from gateway.messages import NewMessage
 
 log = logging.getLogger("herald.commit")
 
@@ -85,6 +102,12 @@ class Charged(NamedTuple):
 BeforeInsert = Callable[..., Awaitable["Sequence[Outcome] | Charged"]]
 AfterInsert = Callable[[asyncpg.Connection, list[NewMessage]], Awaitable[None]]
 
+# Steps a commit function leaves for the engine to run once its transaction committed.
+AfterCommit = list[Callable[[], None]]
+# commit(conn, items) -> one result per item, in order; given after_commit=AfterCommit as
+# well when the engine is built with with_after_commit=True.
+Commit = Callable[..., Awaitable[Sequence[R]]]
+
 
 class WriterClosed(HeraldError):
     """The writer is stopping or stopped; the message was not stored."""
@@ -98,7 +121,7 @@ class WriterStats:
     rows: int = 0
     largest_batch: int = 0
     failed_batches: int = 0
-    stale_batches: int = 0     # written again under the lock after a StaleSnapshot
+    retried_batches: int = 0   # written again by retry_commit after a retry_on error
 
 
 @dataclass(slots=True)
@@ -111,17 +134,28 @@ class GroupCommit(Generic[T, R]):
     """The batching engine: ``submit(items)`` from many tasks, ``commit(conn, batch)`` rarely.
 
     ``commit`` runs inside one transaction per batch and returns one result per
-    item, in order. Used for messages (:class:`GroupCommitWriter`) and for
-    delivery receipts (:class:`gateway.delivery.ReceiptWriter`).
+    item, in order. Used for messages (:class:`GroupCommitWriter`), send outcomes
+    and delivery receipts (:mod:`gateway.delivery`).
+
+    ``retry_on`` / ``retry_commit``: errors of ``commit`` after which the batch is
+    written once more, by ``retry_commit`` (default: ``commit``) in a new
+    transaction. ``with_after_commit``: pass ``commit`` an ``after_commit`` list
+    of steps to run once its transaction committed. See the module doc.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, commit: Callable[[asyncpg.Connection, list[T]], Awaitable[Sequence[R]]],
-        *, max_delay: float = 0.003, max_rows: int = 1000, flushers: int = 2,
-        max_pending_rows: int = 20000, name: str = "group-commit",
+        self, pool: asyncpg.Pool, commit: Commit[R], *, max_delay: float = 0.003,
+        max_rows: int = 1000, flushers: int = 2, max_pending_rows: int = 20000,
+        name: str = "group-commit", retry_on: tuple[type[BaseException], ...] = (),
+        retry_commit: Commit[R] | None = None, with_after_commit: bool = False,
     ) -> None:
+        if retry_commit is not None and not retry_on:
+            raise ValueError("retry_commit needs retry_on")
         self._pool = pool
         self._commit_fn = commit
+        self._retry_on = retry_on
+        self._retry_fn = retry_commit or commit
+        self._with_after_commit = with_after_commit
         self._name = name
         self._max_delay = max_delay
         self._max_rows = max_rows
@@ -153,8 +187,9 @@ class GroupCommit(Generic[T, R]):
             await asyncio.gather(*self._flushing, return_exceptions=True)
         st = self.stats
         log.info("event=writer_stopped writer=%s batches=%d rows=%d largest=%d mean=%.1f failed=%d"
-                 " stale=%d", self._name, st.batches, st.rows, st.largest_batch,
-                 st.rows / st.batches if st.batches else 0.0, st.failed_batches, st.stale_batches)
+                 " retried=%d", self._name, st.batches, st.rows, st.largest_batch,
+                 st.rows / st.batches if st.batches else 0.0, st.failed_batches,
+                 st.retried_batches)
 
     async def submit(self, items: Sequence[T]) -> list[R]:
         """Commit ``items`` in the next batch; one result per item once committed.
@@ -258,15 +293,34 @@ class GroupCommit(Generic[T, R]):
             else:
                 _resolve(req, list(results))
 
-    async def _commit(self, items: list, commit: Callable[..., Awaitable[Sequence[Any]]] | None = None
-                      ) -> Sequence[R]:
+    async def _commit(self, items: list[T]) -> Sequence[R]:
+        """Write ``items`` in one transaction, and once more in another after a ``retry_on`` error."""
+        try:
+            return await self._transaction(items, self._commit_fn)
+        except self._retry_on as exc:  # an empty tuple catches nothing
+            self.stats.retried_batches += 1
+            log.info("event=batch_retried writer=%s rows=%d error=%r; writing it again",
+                     self._name, len(items), exc)
+            return await self._transaction(items, self._retry_fn)
+
+    async def _transaction(self, items: list[T], commit: Commit[R]) -> Sequence[R]:
+        steps: AfterCommit = []  # a new list per attempt: a rolled-back one's steps never run
         async with self._pool.acquire() as conn, conn.transaction():
-            results = await (commit or self._commit_fn)(conn, items)
+            if self._with_after_commit:
+                results = await commit(conn, items, after_commit=steps)
+            else:
+                results = await commit(conn, items)
             if len(results) != len(items):
                 raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
         self.stats.batches += 1
         self.stats.rows += len(items)
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
+        for step in steps:
+            try:
+                step()
+            except Exception:
+                # Committed is committed: the producers still get their results.
+                log.exception("event=after_commit_failed writer=%s", self._name)
         return results
 
 
@@ -282,9 +336,11 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
         flushers: int = 2,
         max_pending_rows: int = 20000,
     ) -> None:
+        # A StaleSnapshot from the unlocked pricing: charge again, under the lock from the start.
         super().__init__(
             pool, self._store, max_delay=max_delay, max_rows=max_rows, flushers=flushers,
             max_pending_rows=max_pending_rows, name="message-writer",
+            retry_on=(StaleSnapshot,), retry_commit=partial(self._store, careful=True),
         )
         self._before = before_insert
         self._after = after_insert
@@ -292,15 +348,6 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
     async def persist(self, msgs: Sequence[NewMessage]) -> list[Outcome]:
         """Store ``msgs`` in the next batch; one outcome per message once committed."""
         return await self.submit(msgs)
-
-    async def _commit(self, items: list, commit: Callable[..., Awaitable[Sequence[Any]]] | None = None
-                      ) -> Sequence[Outcome]:
-        try:
-            return await super()._commit(items, commit)
-        except StaleSnapshot:
-            self.stats.stale_batches += 1
-            log.info("event=batch_stale rows=%d; charging again under the lock", len(items))
-            return await super()._commit(items, partial(self._store, careful=True))
 
     async def _store(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
                      ) -> Sequence[Outcome]:
@@ -315,8 +362,7 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
         else:
             outcomes = msgs
         accepted = [o for o in outcomes if isinstance(o, NewMessage)]
-        await insert_messages(conn, accepted)
-        await queue.enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in accepted if m.route])
+        await queue.insert_and_enqueue(conn, accepted)
         if self._after is not None and accepted:
             await self._after(conn, accepted)
         if finish is not None:

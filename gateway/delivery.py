@@ -26,7 +26,13 @@ A message already final when claimed (a late duplicate) is just dropped from the
 :func:`record_receipt` is the other direction: a delivery receipt, matched on the
 vendor's message id (see :func:`gateway.messages.apply_receipt`), applied and its
 callback queued in one transaction. :class:`ReceiptWriter` does the same for
-receipts arriving from many binds at once, grouping them into few transactions.
+receipts arriving from many binds at once, grouping them into few transactions
+(a :class:`~gateway.commit.GroupCommit` built ``with_after_commit``). Its
+``on_change_many`` hook, when it has the attribute ``takes_after_commit``, is
+also given that transaction's ``after_commit`` list: what it appends there runs
+once the transaction committed, and only then (e.g. receipts handed to the SMPP
+client bound here, :mod:`gateway.receipts_out`); an exception there is logged and
+the receipts stay recorded.
 
 Public API::
 
@@ -46,7 +52,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -54,7 +60,7 @@ from functools import partial
 import asyncpg
 
 from gateway import callbacks, queue
-from gateway.commit import GroupCommit
+from gateway.commit import AfterCommit, GroupCommit
 from gateway.messages import (
     FINAL,
     Event,
@@ -157,7 +163,7 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         on_change_many: OnChangeMany | None = None,
     ) -> None:
         super().__init__(pool, self._apply, max_delay=max_delay, max_rows=max_rows,
-                         flushers=flushers, name="receipt-writer")
+                         flushers=flushers, name="receipt-writer", with_after_commit=True)
         self._on_change = on_change
         self._on_change_many = on_change_many
 
@@ -165,23 +171,8 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         (result,) = await self.submit([receipt])
         return result
 
-    async def _commit(self, items: list, commit=None) -> Sequence[Message | None]:
-        # What the hook hands on after the commit (receipts for clients bound here,
-        # gateway.receipts_out) runs only once the batch's transaction committed.
-        if commit is not None:
-            return await super()._commit(items, commit)
-        after: list[Callable[[], None]] = []
-        results = await super()._commit(items, partial(self._apply, after_commit=after))
-        for step in after:
-            try:
-                step()
-            except Exception:
-                log.exception("event=receipt_after_commit_failed")
-        return results
-
     async def _apply(
-        self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate],
-        after_commit: list[Callable[[], None]] | None = None,
+        self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate], *, after_commit: AfterCommit,
     ) -> list[Message | None]:
         moved = await apply_receipts(conn, receipts)
         await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
@@ -191,8 +182,7 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
 
 async def _changed_many(
     conn: asyncpg.Connection, messages: list[Message], hook: OnChange | None,
-    hook_many: OnChangeMany | None = None,
-    after_commit: list[Callable[[], None]] | None = None,
+    hook_many: OnChangeMany | None = None, after_commit: AfterCommit | None = None,
 ) -> None:
     await callbacks.enqueue_dlrs(conn, messages)
     if hook_many is not None and messages:

@@ -28,10 +28,15 @@ Public API::
 
 Receipts for a client bound in this process skip the outbox's claim: with an
 ``outbox`` (:class:`LocalOutbox`, the process's dispatcher) and an ``after_commit``
-list (given by :class:`gateway.delivery.ReceiptWriter`), their rows are written
-already claimed by that dispatcher (lease included) and handed to it once the
-transaction committed. A crash before they are answered leaves them claimed until
-the lease ends, as a crash during any dispatch does; then any process sends them.
+list, their rows are written already claimed by that dispatcher (lease included)
+and handed to it once the transaction committed. The list is the group commit's
+(:class:`gateway.commit.GroupCommit` ``with_after_commit``): the engine runs what
+is appended to it after that transaction's commit, never after a rollback.
+:class:`gateway.delivery.ReceiptWriter` hands it to its ``on_change_many`` hook
+when the hook has ``takes_after_commit`` (as :func:`status_many_hook`'s has); the
+send workers do not, so their receipts go through the outbox's claim. A crash
+before the handed rows are answered leaves them claimed until the lease ends, as
+a crash during any dispatch does; then any process sends them.
 """
 
 from __future__ import annotations
@@ -201,7 +206,7 @@ async def on_status_changes(
 
     With ``outbox`` and ``after_commit``, receipts whose client is bound here are
     written claimed, and a hand-over to ``outbox`` is appended to ``after_commit``
-    (the caller runs it once the transaction committed; see the module doc).
+    (the group commit runs it once the transaction committed; see the module doc).
     """
     failed = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.FAILED]
     delivered = [m.charge_ref for m in messages if m.charge_ref and m.status in _REACHED]
@@ -231,7 +236,9 @@ def status_many_hook(notify: Callable[[int], None] | None = None, outbox: LocalO
     """An ``on_change_many`` hook for the send workers and the receipt writer.
 
     ``outbox``: this process's dispatcher, handed the receipts of clients bound here
-    when the caller gives ``after_commit`` (see the module doc).
+    when the caller gives ``after_commit`` (see the module doc). The hook's
+    ``takes_after_commit`` attribute is how :mod:`gateway.delivery` (and
+    :func:`gateway.cascade.with_cascade`, wrapping it) know to pass that list.
     """
 
     async def hook(conn: asyncpg.Connection, messages: list[Message],

@@ -1,15 +1,18 @@
-"""Group commit: batching, acknowledgement after commit, hooks, failure isolation."""
+"""Group commit: batching, acknowledgement after commit, hooks, failure isolation, retry
+and after-commit steps."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import replace
 from decimal import Decimal
 
+import asyncpg
 import pytest
 
 from config.errors import HeraldError, Invalid
-from gateway.commit import GroupCommitWriter, WriterClosed
+from gateway.commit import GroupCommit, GroupCommitWriter, WriterClosed
 from gateway.messages import NewMessage, Status
 
 
@@ -195,3 +198,193 @@ async def test_backpressure_bounds_pending_rows(pool):
     finally:
         await writer.stop()
     assert await pool.fetchval("SELECT count(*) FROM messages") == 100
+
+
+# The engine alone, on a table of its own. The unique constraint is checked at COMMIT, so a
+# batch can fail after its commit function returned.
+_ROWS = """CREATE TABLE gc_rows (
+    item int NOT NULL, attempt text NOT NULL, txid bigint NOT NULL DEFAULT txid_current(),
+    CONSTRAINT gc_rows_item UNIQUE (item) DEFERRABLE INITIALLY DEFERRED)"""
+
+
+class Again(Exception):
+    """What the engine under test is told to retry on."""
+
+
+async def _write(conn, items: list[int], attempt: str) -> list[str]:
+    await conn.executemany("INSERT INTO gc_rows (item, attempt) VALUES ($1, $2)",
+                           [(i, attempt) for i in items])
+    return [f"{attempt}:{i}" for i in items]
+
+
+async def _rows(pool) -> list[tuple[int, str]]:
+    return [(r["item"], r["attempt"])
+            for r in await pool.fetch("SELECT item, attempt FROM gc_rows ORDER BY item")]
+
+
+async def test_retry_on_writes_the_batch_again_with_retry_commit_in_a_new_transaction(pool):
+    await pool.execute(_ROWS)
+    first_tx: list[int] = []
+
+    async def commit(conn, items):
+        await _write(conn, items, "first")
+        first_tx.append(await conn.fetchval("SELECT txid_current()"))
+        raise Again("the snapshot moved")
+
+    async def careful(conn, items):
+        return await _write(conn, items, "careful")
+
+    engine = GroupCommit(pool, commit, retry_on=(Again,), retry_commit=careful, max_delay=0.01)
+    await engine.start()
+    try:
+        results = await asyncio.gather(engine.submit([1, 2]), engine.submit([3]))
+    finally:
+        await engine.stop()
+    assert results == [["careful:1", "careful:2"], ["careful:3"]]
+    # The first attempt's rows were rolled back; the retry's were written in another transaction.
+    assert await _rows(pool) == [(1, "careful"), (2, "careful"), (3, "careful")]
+    retry_tx = {r["txid"] for r in await pool.fetch("SELECT txid FROM gc_rows")}
+    assert len(retry_tx) == len(first_tx) and retry_tx.isdisjoint(first_tx)
+    assert engine.stats.retried_batches == len(first_tx) >= 1
+    assert engine.stats.failed_batches == 0
+    assert engine.stats.rows == 3
+
+
+async def test_a_retry_happens_once_and_only_on_the_errors_named(pool):
+    await pool.execute(_ROWS)
+    calls: list[str] = []
+
+    async def always_again(conn, items):
+        calls.append("commit")
+        raise Again("still moving")
+
+    engine = GroupCommit(pool, always_again, retry_on=(Again,))  # retries with commit itself
+    await engine.start()
+    try:
+        with pytest.raises(Again):
+            await engine.submit([1])
+    finally:
+        await engine.stop()
+    assert calls == ["commit", "commit"]
+    assert engine.stats.retried_batches == 1 and engine.stats.failed_batches == 1
+
+    async def broken(conn, items):
+        await _write(conn, items, "first")
+        raise RuntimeError("not a retry_on error")
+
+    other = GroupCommit(pool, broken, retry_on=(Again,), retry_commit=always_again)
+    await other.start()
+    try:
+        with pytest.raises(RuntimeError, match="not a retry_on error"):
+            await other.submit([2])
+    finally:
+        await other.stop()
+    assert calls == ["commit", "commit"]  # retry_commit was not called
+    assert other.stats.retried_batches == 0
+    assert await _rows(pool) == []
+
+
+async def test_after_commit_steps_run_once_committed_before_the_answer(pool):
+    await pool.execute(_ROWS)
+    inside = asyncio.Event()
+    gate = asyncio.Event()
+    ran: list[tuple[list[int], bool]] = []
+    task: asyncio.Task | None = None
+
+    async def commit(conn, items, *, after_commit):
+        results = await _write(conn, items, "first")
+        after_commit.append(lambda: ran.append((items, task is not None and task.done())))
+        inside.set()
+        await gate.wait()
+        return results
+
+    engine = GroupCommit(pool, commit, with_after_commit=True)
+    await engine.start()
+    try:
+        task = asyncio.create_task(engine.submit([1, 2]))
+        await inside.wait()
+        await asyncio.sleep(0.05)
+        assert ran == []  # the step is registered, the transaction still open
+        gate.set()
+        assert await task == ["first:1", "first:2"]
+    finally:
+        await engine.stop()
+    assert ran == [([1, 2], False)]  # once, after the commit, before the producer's answer
+    assert await _rows(pool) == [(1, "first"), (2, "first")]
+
+
+async def test_after_commit_steps_of_a_failed_transaction_never_run(pool):
+    await pool.execute(_ROWS)
+    ran: list[list[int]] = []
+
+    async def commit(conn, items, *, after_commit):
+        after_commit.append(lambda: ran.append(items))
+        if 0 in items:
+            raise RuntimeError("refused inside the transaction")
+        return await _write(conn, items, "first")
+
+    engine = GroupCommit(pool, commit, with_after_commit=True, max_delay=0.01)
+    await engine.start()
+    try:
+        with pytest.raises(RuntimeError, match="refused inside"):
+            await engine.submit([0])
+        # Item 5 twice: the deferred unique check fails at COMMIT, after commit() returned.
+        with pytest.raises(asyncpg.UniqueViolationError):
+            await engine.submit([5, 5])
+        # A batch of two requests, one bad: each is written again alone, with its own steps.
+        results = await asyncio.gather(engine.submit([7]), engine.submit([0, 8]),
+                                       return_exceptions=True)
+    finally:
+        await engine.stop()
+    assert results[0] == ["first:7"] and isinstance(results[1], RuntimeError)
+    assert ran == [[7]]
+    assert await _rows(pool) == [(7, "first")]
+
+
+async def test_a_failing_after_commit_step_is_logged_and_does_not_fail_the_batch(pool, caplog):
+    await pool.execute(_ROWS)
+    ran: list[str] = []
+
+    def broken() -> None:
+        raise RuntimeError("client gone")
+
+    async def commit(conn, items, *, after_commit):
+        after_commit.extend([broken, lambda: ran.append("next")])
+        return await _write(conn, items, "first")
+
+    engine = GroupCommit(pool, commit, with_after_commit=True, name="test-writer")
+    await engine.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="herald.commit"):
+            assert await engine.submit([1]) == ["first:1"]
+    finally:
+        await engine.stop()
+    assert ran == ["next"]  # the steps after the failing one still ran
+    assert await _rows(pool) == [(1, "first")]
+    assert engine.stats.failed_batches == 0
+    assert any("after_commit_failed writer=test-writer" in r.getMessage() and r.exc_info
+               for r in caplog.records)
+
+
+async def test_retry_drops_the_after_commit_steps_of_the_rolled_back_attempt(pool):
+    await pool.execute(_ROWS)
+    ran: list[str] = []
+
+    async def commit(conn, items, *, after_commit):
+        after_commit.append(lambda: ran.append("first"))
+        await _write(conn, items, "first")
+        raise Again("the snapshot moved")
+
+    async def careful(conn, items, *, after_commit):
+        after_commit.append(lambda: ran.append("careful"))
+        return await _write(conn, items, "careful")
+
+    engine = GroupCommit(pool, commit, retry_on=(Again,), retry_commit=careful,
+                         with_after_commit=True)
+    await engine.start()
+    try:
+        assert await engine.submit([1]) == ["careful:1"]
+    finally:
+        await engine.stop()
+    assert ran == ["careful"]
+    assert await _rows(pool) == [(1, "careful")]

@@ -6,6 +6,9 @@ import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
 
 from gateway import delivery, queue
 from gateway.app import open_pool
@@ -185,6 +188,53 @@ async def test_receipt_writer_groups_receipts_and_queues_callbacks(pool):
     assert await pool.fetchval("SELECT count(*) FROM messages WHERE status = 'DELIVERED'") == 40
     statuses = Counter(s for _, s in await _callbacks(pool))
     assert statuses == {"SENT": 40, "DELIVERED": 40}
+
+
+
+async def test_receipt_writer_hands_its_hook_steps_to_run_after_the_commit(pool):
+    """A hook with ``takes_after_commit`` gets the transaction's ``after_commit`` list;
+    its steps run once the receipts committed, never for a rolled-back transaction."""
+    ok, refused = await _store(pool, 2, route=(3,))
+
+    async def send(claim):
+        return Accepted("ok" if claim.message_id == ok.id else "refused")
+
+    assert await SendWorker(pool, send, batch=10).run_once() == 2
+    handed: list = []
+
+    def lost() -> None:
+        raise ConnectionError("client gone")
+
+    async def hook(conn, messages, after_commit=None):
+        assert isinstance(after_commit, list)
+        ids = [m.id for m in messages]
+        after_commit.extend([lost, partial(handed.extend, ids)])
+        if refused.id in ids:
+            raise RuntimeError("the hook refuses this one")
+
+    hook.takes_after_commit = True
+    plain: list = []
+
+    async def plain_hook(conn, messages):  # no attribute: called without the list
+        plain.extend(m.id for m in messages)
+
+    writer = delivery.ReceiptWriter(pool, on_change_many=hook)
+    other = delivery.ReceiptWriter(pool, on_change_many=plain_hook)
+    await writer.start()
+    await other.start()
+    try:
+        moved = await writer.record(ReceiptUpdate(3, "ok", Event.DELIVERED))
+        with pytest.raises(RuntimeError, match="refuses"):
+            await writer.record(ReceiptUpdate(3, "refused", Event.DELIVERED))
+        assert await other.record(ReceiptUpdate(3, "refused", Event.UNDELIVERED)) is not None
+    finally:
+        await writer.stop()
+        await other.stop()
+    assert moved is not None and moved.id == ok.id
+    assert handed == [ok.id]          # the failing step before it did not stop it
+    assert plain == [refused.id]
+    rows = await _statuses(pool)
+    assert rows[ok.id]["status"] == "DELIVERED" and rows[refused.id]["status"] == "UNDELIVERED"
 
 
 async def _run_started(pool, msgs, send, **kw) -> None:

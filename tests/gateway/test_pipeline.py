@@ -198,7 +198,7 @@ async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(
     finally:
         await p.stop()
         await writer.stop()
-    assert writer.stats.stale_batches == 1
+    assert writer.stats.retried_batches == 1
     assert [isinstance(r, Accepted) for r in results] == [True, True, False, False]
     assert results[2].reason == Reason.INSUFFICIENT_BALANCE
     assert await balance(pool, world.partner_id) == Decimal("0")
