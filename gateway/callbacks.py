@@ -5,6 +5,10 @@ callback URL taken at submission —
 
 * delivery report: ``{"transactionID", "dnis", "status", "eventTime", "channel"}``
 * incoming message (MO, for messages sent with ``acceptMO``): the same plus ``"message"``.
+  A binary MO (:mod:`gateway.mo`, "Binary MO") has the hex of its octets as
+  ``message`` and three more fields: ``"encoding": "binary"``, ``"dataCoding"`` (the
+  carrier's ``data_coding``) and ``"udhi"`` (true when the octets start with a user
+  data header). A text MO's body has exactly the documented fields.
 
 ``eventTime`` looks like ``2026-11-25T11:47:45.123+00:00``; ``channel`` is
 ``SMS`` or ``VIBER``; ``status`` is one of the message statuses. The SMS a
@@ -50,7 +54,9 @@ Public API::
     enqueue_dlr(conn, message, at=None) -> int | None      # None: message has no callback URL
     enqueue_dlrs(conn, messages, at=None) -> int           # many at once; the number queued
     enqueue_mo(conn, *, url, transaction_id, dnis, text, channel, partner_id,
-               api_key_id=None, status="DELIVERED", at=None) -> int
+               api_key_id=None, status="DELIVERED", at=None,
+               binary=False, data_coding=None, udhi=False) -> int
+    mo_body(*, transaction_id, dnis, text, channel, status, at, binary=False, ...) -> dict
     enqueue(conn, *, kind, order_key, url, payload, partner_id=None, api_key_id=None) -> int
     CallbackDispatcher(pool, key_for, **options): start(), stop(), notify(), run_once() -> int
 """
@@ -185,12 +191,12 @@ async def enqueue_dlrs(
     return len(wanted)
 
 
-async def enqueue_mo(
-    conn: asyncpg.Connection, *, url: str, transaction_id: str, dnis: str, text: str,
-    channel: str, partner_id: int, api_key_id: int | None = None,
-    status: str = "DELIVERED", at: datetime | None = None,
-) -> int:
-    """Queue an incoming message for the client (ordered with its message's reports)."""
+def mo_body(
+    *, transaction_id: str, dnis: str, text: str, channel: str, status: str = "DELIVERED",
+    at: datetime | None = None, binary: bool = False, data_coding: int | None = None,
+    udhi: bool = False,
+) -> dict:
+    """The MO callback body (module doc): ``text`` is the hex of the octets when ``binary``."""
     payload = {
         "transactionID": transaction_id,
         "dnis": dnis,
@@ -199,6 +205,21 @@ async def enqueue_mo(
         "channel": channel.upper(),
         "message": text,
     }
+    if binary:
+        payload.update(encoding="binary", dataCoding=data_coding or 0, udhi=udhi)
+    return payload
+
+
+async def enqueue_mo(
+    conn: asyncpg.Connection, *, url: str, transaction_id: str, dnis: str, text: str,
+    channel: str, partner_id: int, api_key_id: int | None = None,
+    status: str = "DELIVERED", at: datetime | None = None,
+    binary: bool = False, data_coding: int | None = None, udhi: bool = False,
+) -> int:
+    """Queue an incoming message for the client (ordered with its message's reports);
+    ``binary``: ``text`` is the hex of the octets, sent with their ``data_coding`` and UDHI."""
+    payload = mo_body(transaction_id=transaction_id, dnis=dnis, text=text, channel=channel,
+                      status=status, at=at, binary=binary, data_coding=data_coding, udhi=udhi)
     return await enqueue(
         conn, kind="mo", order_key=transaction_id, url=url, payload=payload,
         partner_id=partner_id, api_key_id=api_key_id,

@@ -44,6 +44,10 @@ closes, PostgreSQL releases the lock and a standby process binds. An owner that
 loses its lock connection unbinds at once, so two binds overlap for at most the
 time it takes to notice.
 
+A connector always binds out: a carrier's ``outbind`` (SMPP 3.4 §4.1.7, the
+carrier asking Herald to bind) is not supported, since taking it would need a
+listening socket per vendor.
+
 :class:`Connectors` is the process service: it starts a connector per vendor,
 re-reads the vendor list every ``refresh`` seconds (new, changed, disabled
 vendors), and owns the shared receipt writer and MO handler.

@@ -43,13 +43,32 @@ The vendor's ``deliver_sm`` is answered after all of it, so a crash before the
 answer means the vendor sends the MO again (at least once; a repeat is stored
 twice).
 
+Binary MO
+---------
+An MO Herald cannot read as text — a binary ``data_coding`` (8-bit data 0x02/0x04,
+and the others :func:`smpp.encoding.alphabet_of` calls binary), or a UDH holding
+elements other than concatenation (application ports, …; or a UDH that does not
+parse) — is kept octet for octet, as the SMPP server keeps binary submits:
+``mo_messages.text`` holds the octets as hex, ``encoding`` is ``binary`` and
+``data_coding`` / ``udhi`` say how they came (migration 0420; a text MO has
+``encoding`` NULL). No keyword or reply template is matched against it. Binary
+parts joined by concatenation alone are reassembled like text (the joined
+payload, without UDH); a PDU whose UDH holds other elements is one MO by itself,
+its UDH included in the octets (with its concatenation element, if any: the
+client reassembles, as it would from the carrier). It is passed on as it came:
+the SMPP client gets a ``deliver_sm`` with the original ``data_coding``, the UDHI
+bit when there is a UDH, and the octets; the HTTP callback's ``message`` is the
+hex of the octets, with ``"encoding": "binary"``, ``"dataCoding"`` and ``"udhi"``
+added (:func:`gateway.callbacks.enqueue_mo`). A text MO's callback is unchanged.
+
 Public API::
 
     MoHandler(pool, pipeline, *, notify=None, reassembly_timeout=60.0)
         await receive_pdu(vendor_id, pdu) -> int | None      # command_status to answer
         await receive(vendor_id, source, destination, text, parts=1) -> MoResult
         await expire_parts(now=None) -> list[MoResult]       # sets older than the timeout
-    join_parts(rows, total) -> (text, parts, complete)       # pure
+    join_parts(rows, total) -> (text, parts, complete)       # pure (hex when binary)
+    mo_content(payload, data_coding) -> MoContent            # pure: text, or binary octets
     load_templates(conn, partner_id) -> list[ReplyTemplate]
     add_template(conn, partner_id, keywords, reply_text, *, priority=5, action="none") -> int
 """
@@ -69,9 +88,9 @@ from gateway import callbacks, stoplist
 from gateway.keywords import Action, ReplyTemplate, match_reply, parse_keywords
 from gateway.messages import new_message_id
 from gateway.receipts_out import OutboxRow, add_to_outbox
-from smpp.encoding import decode, encode, is_gsm7
+from smpp.encoding import Encoding, alphabet_of, decode, encode, is_gsm7
 from smpp.pdu import DataCoding, DataSm, DeliverSm, EsmClass, Tag
-from smpp.udh import parse_udh
+from smpp.udh import IEI_CONCAT_8, IEI_CONCAT_16, UdhError, parse_udh
 
 log = logging.getLogger("herald.mo")
 
@@ -85,6 +104,40 @@ class MoResult:
     action: str | None
     reply_message_id: uuid.UUID | None
     complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MoContent:
+    """What an MO says: its text, or for a binary MO its octets (``text`` is their hex)."""
+
+    text: str
+    data_coding: int | None = None
+    octets: bytes | None = None   # binary only: as received, the UDH included when ``udhi``
+    udhi: bool = False
+
+    @property
+    def binary(self) -> bool:
+        return self.octets is not None
+
+
+def mo_content(payload: bytes, data_coding: int) -> MoContent:
+    """The content of an MO's user data (without UDH): decoded text, or binary octets. Pure."""
+    if alphabet_of(data_coding) == Encoding.BINARY:
+        return MoContent(payload.hex(), data_coding, payload)
+    return MoContent(decode(payload, data_coding), data_coding)
+
+
+def passthrough_of(pdu: DeliverSm | DataSm) -> bytes | None:
+    """The user data of an MO whose UDH Herald would lose by reassembling (elements other
+    than concatenation, or a UDH that does not parse), UDH included; else None. Pure."""
+    data = bytes(pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"") or b"")
+    if not (pdu.esm_class & EsmClass.UDHI and data):
+        return None
+    try:
+        elements = parse_udh(data).elements
+    except UdhError:
+        return data
+    return data if any(e.iei not in (IEI_CONCAT_8, IEI_CONCAT_16) for e in elements) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +178,16 @@ _FORGET_TAKEN = """
 DELETE FROM mo_parts WHERE taken_at < coalesce($2, now()) - make_interval(secs => $1)"""
 
 
-def join_parts(rows, total: int) -> tuple[str, int, bool]:
-    """(text, parts received, complete) of a set's rows (``seq``, ``data_coding``, ``payload``)."""
+def _joined(rows) -> MoContent:
     ordered = sorted(rows, key=lambda r: r["seq"])
     payload = b"".join(bytes(r["payload"]) for r in ordered)
-    text = decode(payload, ordered[0]["data_coding"]) if ordered else ""
-    return text, len(ordered), len(ordered) == total
+    return mo_content(payload, ordered[0]["data_coding"]) if ordered else MoContent("")
+
+
+def join_parts(rows, total: int) -> tuple[str, int, bool]:
+    """(text, parts received, complete) of a set's rows (``seq``, ``data_coding``, ``payload``);
+    the text is decoded with the first part's ``data_coding``, or hex when that is binary."""
+    return _joined(rows).text, len(rows), len(rows) == total
 
 
 async def load_templates(conn: asyncpg.Connection, partner_id: int) -> list[ReplyTemplate]:
@@ -185,10 +242,24 @@ def _parts_of(pdu: DeliverSm | DataSm) -> tuple[bytes, int | None, int, int]:
 
 
 def mo_payload(text: str) -> tuple[int, bytes]:
-    """(data_coding, bytes) to pass an MO on to an SMPP client."""
+    """(data_coding, bytes) to pass a text MO on to an SMPP client."""
     if is_gsm7(text):
         return DataCoding.SMSC_DEFAULT, encode(text, "gsm7")
     return DataCoding.UCS2, encode(text, "ucs2")
+
+
+def outbox_row(account_id: int, source: str, destination: str, content: MoContent) -> OutboxRow:
+    """The ``deliver_sm`` passing an MO on to an SMPP client. Pure.
+
+    Text is encoded again (GSM 7-bit, else UCS-2); binary goes as it came: its
+    ``data_coding``, its octets, and the UDHI bit when they start with a UDH.
+    """
+    if content.octets is not None:
+        esm_class = EsmClass.UDHI if content.udhi else 0
+        return OutboxRow(account_id, "mo", source, destination, esm_class,
+                         content.data_coding or 0, content.octets)
+    coding, data = mo_payload(content.text)
+    return OutboxRow(account_id, "mo", source, destination, 0, coding, data)
 
 
 class MoHandler:
@@ -214,9 +285,15 @@ class MoHandler:
                 await self.expire_parts()
             except Exception:
                 log.exception("event=mo_parts_expiry_failed")
+        raw = passthrough_of(pdu)
+        if raw is not None:
+            # Not reassembled: the UDH's other elements stay with the octets.
+            content = MoContent(raw.hex(), pdu.data_coding, raw, udhi=True)
+            await self._receive(vendor_id, pdu.source_addr, pdu.destination_addr, content)
+            return None
         if ref is None or total <= 1 or not 1 <= seq <= total:
-            text = decode(payload, pdu.data_coding)
-            await self.receive(vendor_id, pdu.source_addr, pdu.destination_addr, text, 1)
+            await self._receive(vendor_id, pdu.source_addr, pdu.destination_addr,
+                                mo_content(payload, pdu.data_coding))
             return None
         key = PartSet(pdu.source_addr, pdu.destination_addr, ref, total)
         async with self.pool.acquire() as conn, conn.transaction():
@@ -255,14 +332,14 @@ class MoHandler:
     async def receive(
         self, vendor_id: int | None, source: str, destination: str, text: str, parts: int = 1,
     ) -> MoResult:
-        """Store and act on one whole MO (see the module doc)."""
-        result = await self._receive(vendor_id, source, destination, text, parts)
+        """Store and act on one whole text MO (see the module doc)."""
+        result = await self._receive(vendor_id, source, destination, MoContent(text), parts)
         assert result is not None
         return result
 
     async def _receive(
-        self, vendor_id: int | None, source: str, destination: str, text: str = "", parts: int = 1,
-        *, parts_set: PartSet | None = None,
+        self, vendor_id: int | None, source: str, destination: str,
+        content: MoContent = MoContent(""), parts: int = 1, *, parts_set: PartSet | None = None,
     ) -> MoResult | None:
         """Store an MO; with ``parts_set``, the one its stored parts make (None: taken already)."""
         mo_id = new_message_id()
@@ -276,7 +353,8 @@ class MoHandler:
                                             parts_set.ref, parts_set.total)
                     if not rows:
                         return None
-                    text, parts, complete = join_parts(rows, parts_set.total)
+                    content = _joined(rows)
+                    parts, complete = len(rows), len(rows) == parts_set.total
                     vendor_id = vendor_id if vendor_id is not None else rows[0]["vendor_id"]
                 mt = await conn.fetchrow(
                     """SELECT id, partner_id, origin, user_id, api_key_id, smpp_account_id, callback_url,
@@ -286,17 +364,21 @@ class MoHandler:
                     source, destination,
                 )
                 partner_id = mt["partner_id"] if mt else None
-                if mt is not None and complete:
+                text = content.text
+                if mt is not None and complete and not content.binary:
+                    # a binary MO is no keyword: hex must not match a template by chance
                     decision = match_reply(await load_templates(conn, partner_id), text,
                                            channel="sms")
                 action = None if decision is None or decision.action is Action.NONE else str(
                     decision.action)
                 await conn.execute(
                     """INSERT INTO mo_messages (id, vendor_id, partner_id, mt_message_id, source,
-                                                destination, text, parts, template_id, action, complete)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
+                                                destination, text, parts, template_id, action, complete,
+                                                encoding, data_coding, udhi)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)""",
                     mo_id, vendor_id, partner_id, mt["id"] if mt else None, source, destination,
                     text, parts, decision.template_id if decision else None, action, complete,
+                    "binary" if content.binary else None, content.data_coding, content.udhi,
                 )
                 if mt is not None and complete:
                     if mt["callback_url"] and mt["accept_mo"]:
@@ -304,11 +386,11 @@ class MoHandler:
                             conn, url=mt["callback_url"], transaction_id=str(mt["id"]), dnis=source,
                             text=text, channel=mt["channel"], partner_id=partner_id,
                             api_key_id=mt["api_key_id"],
+                            binary=content.binary, data_coding=content.data_coding, udhi=content.udhi,
                         )
                     if mt["smpp_account_id"] is not None:
-                        coding, data = mo_payload(text)
-                        await add_to_outbox(conn, [OutboxRow(
-                            mt["smpp_account_id"], "mo", source, destination, 0, coding, data)])
+                        await add_to_outbox(conn, [outbox_row(mt["smpp_account_id"], source,
+                                                              destination, content)])
                         if self.notify is not None:
                             self.notify(mt["smpp_account_id"])
                     if action == Action.SUBSCRIBE:

@@ -34,6 +34,32 @@ Requests (SMPP 3.4 §4.4-§4.10):
 * ``query_sm`` / ``cancel_sm``: only for the account's own messages (others look
   unknown: ``ESME_RQUERYFAIL`` / ``ESME_RCANCELFAIL``). A message can be cancelled
   while it waits in the send queue unclaimed: it becomes FAILED and is refunded.
+* ``sm_default_msg_id`` (§5.2.19, ``submit_sm``, ``submit_multi``, ``replace_sm``):
+  Herald keeps no canned messages, so any value but 0 is refused with
+  ``ESME_RINVDFTMSGID`` (0x00000063) rather than sent with some other text.
+* ``outbind`` (§4.1.7) is not supported, in either direction: Herald never asks its
+  clients to bind, and its vendor connectors always bind out (accepting a carrier's
+  outbind would take a listening socket per vendor).
+
+``replace_if_present_flag`` (§5.2.18) on ``submit_sm`` / ``submit_multi``: 1 means the
+new message takes the place of the account's newest *pending* message with the same
+``source_addr``, ``destination_addr`` (as normalised by the pipeline) and
+``service_type`` — pending meaning BILLED and in the send queue unclaimed, the state in
+which ``cancel_sm`` can still take it back. The new message is accepted as an ordinary
+submit (its own message id, charged for its own parts); once it committed, the pending
+one is taken back exactly as by ``cancel_sm``: FAILED ("replaced by <new id>"),
+refunded, with its receipt if it asked for one. Billing therefore stays right whatever
+the two texts' lengths (replace_sm, which keeps the message id, must keep the part
+count instead). A refused new message replaces nothing. With no pending match it is
+an ordinary submit; a match claimed by a send worker in the meantime is sent as well,
+as an SMSC that had forwarded it already would. Replacing submits with the same key
+are taken one at a time per process, so a client's pipelined replacements each see
+the one before. Which ``service_type`` a message had is kept in ``client_ref``
+(``svc:<type>``, only when not empty) for messages Herald encodes; parts the client
+split itself and binary pass-through carry their own ``client_ref``, so for them the
+flag is refused with ``ESME_RINVSUBREP`` (a part would also replace its sibling
+part), and they are never replaced. Values above 1 are reserved:
+``ESME_RINVREPFLAG``.
 
 Times (SMPP 3.4 §7.1.1, read by :mod:`smpp.times`; relative ones count from the
 moment Herald reads the PDU):
@@ -76,9 +102,12 @@ Receipts and MO to the client go through the persistent ``smpp_outbox``
 (:mod:`gateway.receipts_out`, :mod:`gateway.mo`): :class:`OutboxDispatcher`
 claims rows of the accounts with a receiver bound in this process, sends
 ``deliver_sm``, and deletes a row only on ``deliver_sm_resp`` OK; otherwise it
-tries again later. A client away loses nothing. A receipt for a client bound in
-this process skips the claim: its row is written already claimed by this
-dispatcher and handed to it once committed (:mod:`gateway.receipts_out`).
+tries again later. A client away loses nothing. An MO in a binary
+``data_coding`` or with a UDH of its own reaches the client as the carrier sent
+it: same ``data_coding``, octets and UDHI bit (:mod:`gateway.mo`, "Binary MO").
+A receipt for a client bound in this process skips the claim: its row is written
+already claimed by this dispatcher and handed to it once committed
+(:mod:`gateway.receipts_out`).
 
 A plain ``submit_sm``/``data_sm`` (no Redis TPS check to wait for) is answered
 through :meth:`smpp.server.ServerHandler.handle_request_soon`: the batcher's
@@ -91,6 +120,7 @@ Public API::
     submission_of(account, session_id, pdu, *, timing=None) -> Submission   # pure
     timing_of(pdu, now) -> Timing | int                  # pure: schedule and validity, or the refusal
     replacement(message, replace_sm, now) -> Replacement | int   # pure
+    field_refusal(pdu) -> int | None                     # pure: sm_default_msg_id, replace flag
     query_state(message) -> MessageState                 # pure
     smpp_services(app) -> list[Service]                  # for gateway.services.build_services
 """
@@ -255,6 +285,28 @@ def passthrough_of(pdu: SubmitSm | DataSm) -> tuple[bytes, bool] | None:
     return None
 
 
+SERVICE_TYPE_REF = "svc:"
+"""``client_ref`` prefix recording a non-empty ``service_type`` (for replace_if_present_flag)."""
+
+
+def field_refusal(pdu: SubmitSm | SubmitMulti | ReplaceSm) -> int | None:
+    """The ``command_status`` refusing a field Herald does not serve, or None. Pure.
+
+    ``sm_default_msg_id`` names a canned message, and Herald has none (SMPP 3.4
+    §5.2.19); ``replace_if_present_flag`` values above 1 are reserved (§5.2.18).
+    """
+    if pdu.sm_default_msg_id:
+        return S.ESME_RINVDFTMSGID
+    if getattr(pdu, "replace_if_present_flag", 0) > 1:
+        return S.ESME_RINVREPFLAG
+    return None
+
+
+def replaceable(sub: Submission) -> bool:
+    """A message Herald encodes itself: its ``service_type`` is known (module doc)."""
+    return sub.client_ref is None or sub.client_ref.startswith(SERVICE_TYPE_REF)
+
+
 def submission_of(
     account: SmppAccount, session_id: str, pdu: SubmitSm | DataSm, destination: str | None = None,
     *, timing: Timing | None = None,
@@ -277,6 +329,9 @@ def submission_of(
         alphabet = str(alphabet_of(pdu.data_coding))
         encoding = alphabet if alphabet in ("gsm7", "latin1", "ucs2") else "ucs2"
         extra = {"parts": 1, "encoding": encoding, "data_coding": pdu.data_coding}
+    if client_ref is None and pdu.service_type:
+        # Kept for replace_if_present_flag, which matches on it (§5.2.18).
+        client_ref = SERVICE_TYPE_REF + pdu.service_type
     return Submission(
         partner_id=account.partner_id, origin="smpp", sender=pdu.source_addr,
         destination=destination if destination is not None else pdu.destination_addr,
@@ -399,6 +454,34 @@ class _Batcher:
             await asyncio.wait(set(self._tasks))
 
 
+# The newest message replace_if_present_flag replaces: the account's, same sender,
+# destination and service_type (client_ref), still BILLED in the queue unclaimed.
+_PENDING_MATCH = """
+SELECT m.id FROM messages m JOIN send_queue q ON q.message_id = m.id
+WHERE m.destination = $3 AND m.sender = $2 AND m.smpp_account_id = $1
+  AND m.client_ref IS NOT DISTINCT FROM $4 AND m.status = 'BILLED' AND q.claimed_by IS NULL
+ORDER BY m.created_at DESC, m.id DESC LIMIT 1"""
+
+
+class _KeyLocks:
+    """An asyncio lock per key, kept only while someone holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[Any, tuple[asyncio.Lock, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: Any):
+        lock, users = self._locks.setdefault(key, (asyncio.Lock(), [0]))
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if not users[0]:
+                del self._locks[key]
+
+
 def reply_of(result: Accepted | Rejected) -> str | int:
     """The ``submit_sm_resp`` a pipeline result makes: the message id, or the refusal's status."""
     return str(result.message_id) if isinstance(result, Accepted) else result.smpp_status
@@ -419,6 +502,7 @@ class HeraldSmppHandler(ServerHandler):
         self.on_bound = on_bound
         self.notify = notify
         self._verified: dict[tuple[int, str], bytes] = {}
+        self._replacing = _KeyLocks()
 
     async def _password_ok(self, account: SmppAccount, password: str) -> bool:
         # argon2 costs tens of ms of CPU: remember a proven password (as a digest) per hash,
@@ -472,6 +556,8 @@ class HeraldSmppHandler(ServerHandler):
         account: SmppAccount = session.account
         if not isinstance(pdu, SubmitSm | DataSm) or (account.tps and self.throttle is not None):
             return None
+        if type(pdu) is SubmitSm and pdu.replace_if_present_flag == 1:
+            return None  # a replacing submit looks for its pending match first
         reply = self._submission(session, account, pdu)
         if isinstance(reply, int):
             future = asyncio.get_running_loop().create_future()
@@ -483,13 +569,18 @@ class HeraldSmppHandler(ServerHandler):
     def _submission(session: ServerSession, account: SmppAccount, pdu: SubmitSm | DataSm
                     ) -> Submission | int:
         """The submission a ``submit_sm``/``data_sm`` makes, or the status refusing it."""
+        if type(pdu) is SubmitSm and (refusal := field_refusal(pdu)) is not None:
+            return refusal
         timing = timing_of(pdu, datetime.now(UTC))
         if isinstance(timing, int):
             return timing
         try:
-            return submission_of(account, session.id, pdu, timing=timing)
+            sub = submission_of(account, session.id, pdu, timing=timing)
         except ValueError:
             return S.ESME_RINVESMCLASS
+        if isinstance(pdu, SubmitSm) and pdu.replace_if_present_flag and not replaceable(sub):
+            return S.ESME_RINVSUBREP
+        return sub
 
     async def handle_request(self, session: ServerSession, pdu: Pdu) -> Any:
         account: SmppAccount = session.account
@@ -501,7 +592,10 @@ class HeraldSmppHandler(ServerHandler):
             if isinstance(sub, int):
                 return sub
             try:
-                result = await self.batcher.submit(sub)
+                if isinstance(pdu, SubmitSm) and pdu.replace_if_present_flag:
+                    result = await self._submit_replacing(account, sub)
+                else:
+                    result = await self.batcher.submit(sub)
             except Exception:
                 log.exception("[%s] pipeline failed", session.id)
                 return S.ESME_RSYSERR  # nothing stored: the client may send it again
@@ -516,11 +610,39 @@ class HeraldSmppHandler(ServerHandler):
             return await self._replace(account, pdu)
         return S.ESME_RINVCMDID
 
+    async def _submit_replacing(self, account: SmppAccount, sub: Submission) -> Accepted | Rejected:
+        """Submit ``sub``, then take back the pending message it replaces (module doc,
+        replace_if_present_flag)."""
+        destination = self.pipeline.normalise(sub.destination)
+        if destination is None:
+            return await self.batcher.submit(sub)  # refused by the pipeline: replaces nothing
+        key = (account.id, sub.sender, destination, sub.client_ref)
+        async with self._replacing.hold(key):
+            # Looked for before the submit: only what was pending when it came is replaced.
+            pending = await self.pool.fetchval(_PENDING_MATCH, *key)
+            result = await self.batcher.submit(sub)
+            if pending is None or not isinstance(result, Accepted):
+                return result
+            try:
+                async with self.pool.acquire() as conn, conn.transaction():
+                    taken = await self._take_back(conn, pending, f"replaced by {result.message_id}")
+            except Exception:
+                # The new message is stored: answer it; the old one is simply sent too.
+                log.exception("event=smpp_replace_pending_failed message=%s", pending)
+                return result
+        log.info("event=smpp_replaced_pending message=%s by=%s done=%s account=%s",
+                 pending, result.message_id, taken, account.id)
+        return result
+
     async def _submit_multi(self, session: ServerSession, account: SmppAccount, pdu: SubmitMulti) -> Any:
+        refusal = field_refusal(pdu)
+        if refusal is not None:
+            return pdu.make_response(refusal)
         timing = timing_of(pdu, datetime.now(UTC))
         if isinstance(timing, int):
             return timing
         single = SubmitSm(
+            service_type=pdu.service_type,
             source_addr_ton=pdu.source_addr_ton, source_addr_npi=pdu.source_addr_npi,
             source_addr=pdu.source_addr, esm_class=pdu.esm_class, data_coding=pdu.data_coding,
             registered_delivery=pdu.registered_delivery, short_message=pdu.short_message,
@@ -536,7 +658,12 @@ class HeraldSmppHandler(ServerHandler):
                 sub = submission_of(account, session.id, single, dest.destination_addr, timing=timing)
             except ValueError:
                 return pdu.make_response(S.ESME_RINVESMCLASS)
-            waits.append((dest, self.batcher.submit(sub)))
+            if pdu.replace_if_present_flag:
+                if not replaceable(sub):
+                    return pdu.make_response(S.ESME_RINVSUBREP)
+                waits.append((dest, self._submit_replacing(account, sub)))
+            else:
+                waits.append((dest, self.batcher.submit(sub)))
         results = await asyncio.gather(*(w for _, w in waits), return_exceptions=True)
         first_id = ""
         for (dest, _), result in zip(waits, results, strict=True):
@@ -570,6 +697,9 @@ class HeraldSmppHandler(ServerHandler):
                            message_state=query_state(message))
 
     async def _replace(self, account: SmppAccount, pdu: ReplaceSm) -> Any:
+        refusal = field_refusal(pdu)
+        if refusal is not None:
+            return refusal
         message = await self._own(account, pdu.message_id)
         if message is None or message.sender != pdu.source_addr:
             return S.ESME_RINVMSGID  # §4.10.1: source_addr must be the submit's
@@ -612,17 +742,24 @@ class HeraldSmppHandler(ServerHandler):
         if message is None:
             return S.ESME_RCANCELFAIL
         async with self.pool.acquire() as conn, conn.transaction():
-            # Only a message no worker holds can be taken back: once claimed it may be on the wire.
-            gone = await conn.fetchval(
-                "DELETE FROM send_queue WHERE message_id = $1 AND claimed_by IS NULL RETURNING message_id",
-                message.id,
-            )
-            if gone is None:
+            if not await self._take_back(conn, message.id, "cancelled by the client"):
                 return S.ESME_RCANCELFAIL
-            moved = await apply_event(conn, message.id, Event.FAILED, error_text="cancelled by the client")
-            if moved is not None:
-                await on_status_change(conn, moved, self.notify)
         return None
+
+    async def _take_back(self, conn: asyncpg.Connection, message_id: uuid.UUID, why: str) -> bool:
+        """Take a message out of the send queue unsent: FAILED, refunded, its receipt
+        (call in a transaction). False when a worker holds it or it left the queue."""
+        # Only a message no worker holds can be taken back: once claimed it may be on the wire.
+        gone = await conn.fetchval(
+            "DELETE FROM send_queue WHERE message_id = $1 AND claimed_by IS NULL RETURNING message_id",
+            message_id,
+        )
+        if gone is None:
+            return False
+        moved = await apply_event(conn, message_id, Event.FAILED, error_text=why)
+        if moved is not None:
+            await on_status_change(conn, moved, self.notify)
+        return True
 
 
 class OutboxDispatcher:
