@@ -194,6 +194,31 @@ class Settings:
         "seconds a Viber→SMS cascade message sent without fallbackTtl waits for its Viber"
         " delivery before the SMS goes",
     )
+    viber_timeout: float = _setting(
+        "HERALD_VIBER_TIMEOUT", _seconds(1, 600), 10.0,
+        "seconds to wait for a Viber provider's answer to a send; then it is tried again"
+        " (a duplicate is possible, a loss is not)",
+    )
+    viber_max_attempts: int = _setting(
+        "HERALD_VIBER_MAX_ATTEMPTS", _int_range(1, 100), 5,
+        "tries of one message at one Viber provider (throttled, timed out, 5xx) before the"
+        " next vendor of its route is tried, or the message fails and is refunded",
+    )
+    viber_backoff_cap: float = _setting(
+        "HERALD_VIBER_BACKOFF_CAP", _seconds(1, 86400), 300.0,
+        "longest wait in seconds between two tries of a message at a Viber provider"
+        " (exponential backoff with jitter, from 1 second; a Retry-After is honoured as given)",
+    )
+    viber_refresh: float = _setting(
+        "HERALD_VIBER_REFRESH", _seconds(1, 3600), 10.0,
+        "seconds between two reads of the Viber vendors: an added, changed or disabled"
+        " vendor takes effect within this",
+    )
+    viber_cascade_poll: float = _setting(
+        "HERALD_VIBER_CASCADE_POLL", _seconds(1, 3600), 5.0,
+        "seconds between two looks for Viber→SMS cascade messages that fell due: the SMS"
+        " goes at most this long after the fallback TTL ran out",
+    )
 
     @property
     def base_url(self) -> str:

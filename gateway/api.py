@@ -51,6 +51,7 @@ from gateway.app import DB, SETTINGS
 from gateway.keys import API_LIMITER, PIPELINE
 from gateway.pipeline import Accepted, Fanout, Submission
 from gateway.services import install
+from viber.provider import STATUSES as VIBER_STATUSES
 
 MAX_RECIPIENTS = 700           # spec §12.2 "Limitations"
 OVER_LIMIT = f"not sent: only the first {MAX_RECIPIENTS} recipients of a request are sent"
@@ -456,7 +457,8 @@ CALLBACK_SIGNATURE_DOC = (
 
 
 def openapi_document() -> dict[str, Any]:
-    """The OpenAPI 3.0 description of this module's endpoints."""
+    """The OpenAPI 3.0 description of this module's endpoints and of the Viber providers'
+    status webhook (:mod:`gateway.viber_connector`)."""
     error = {"$ref": "#/components/schemas/Error"}
 
     def answer(text: str, schema: dict | None = None) -> dict:
@@ -531,24 +533,75 @@ def openapi_document() -> dict[str, Any]:
             "schema": callback_body}}},
         "responses": {"2XX": {"description": "Received. Anything else is retried with backoff."}},
     }}}}
+    # The Viber provider's status reports (gateway.viber_connector, contract in viber/__init__.py).
+    vendor_id = {"name": "vendor_id", "in": "path", "required": True,
+                 "schema": {"type": "integer", "minimum": 1},
+                 "description": "The Viber vendor's id in Herald (Admin Panel, Vendors)."}
+    report = {
+        "type": "object", "required": ["message_id", "status"], "properties": {
+            "message_id": {"oneOf": [{"type": "string", "maxLength": 200}, {"type": "integer"}],
+                           "description": "The provider's id of the message, as it answered"
+                                          " the send."},
+            "status": {"type": "string", "enum": list(VIBER_STATUSES),
+                       "description": "failed: the provider sent nothing (the message is"
+                                      " refunded); expired counts as undelivered."},
+            "timestamp": {"oneOf": [{"type": "string", "format": "date-time"}, {"type": "number"}],
+                          "description": "When it happened: ISO 8601 (without an offset: UTC)"
+                                         " or unix seconds; absent: when Herald received it."},
+            "error": {"type": "string", "maxLength": 200,
+                      "description": "The provider's reason, kept as the message's error text."}},
+        "example": {"message_id": "vb-5f2c91", "status": "delivered",
+                    "timestamp": "2026-12-03T08:00:00.000+00:00"}}
+    report_result = {"type": "object", "required": ["result"], "properties": {
+        "result": {"type": "string", "enum": ["applied", "ignored", "kept"]}}}
+    viber_status = {"post": {
+        "tags": ["Provider webhooks"],
+        "summary": "A Viber provider's status report on a message it took",
+        "description": "Called by the Viber provider, not by API users. Authenticated by the"
+                       " vendor's own token (the one Herald sends to the provider); a token"
+                       " is good only for its vendor's path. Answered once the report is"
+                       " stored; the provider should retry any answer other than 200, 400"
+                       " and 401.",
+        "security": [{"vendorToken": []}],
+        "parameters": [vendor_id],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": report}}},
+        "responses": {
+            "200": answer("Stored: applied (the status moved), ignored (a repeat, or after a"
+                          " final status) or kept (a message not known yet: applied once it"
+                          " is).", report_result),
+            "400": answer("The body is not a status report."),
+            "401": answer("Missing token, or not this vendor's token."),
+        },
+    }}
+    messages_tag, keys_tag = ["Messages"], ["API keys"]
     return {
         "openapi": "3.0.3",
         "info": {"title": "Herald API", "version": "1.0",
-                 "description": "Send SMS and Viber messages; manage API keys."},
+                 "description": "Send SMS and Viber messages; manage API keys; the Viber"
+                                " providers' status webhook."},
+        "tags": [
+            {"name": "Messages", "description": "Sending, and the delivery report callbacks."},
+            {"name": "API keys", "description": "A portal user's keys (token from /api/login)."},
+            {"name": "Provider webhooks",
+             "description": "Called by vendors (Viber providers) about the messages Herald"
+                            " handed them; not for API users."},
+        ],
         "paths": {
             "/api/send_sms": {
-                "post": {"summary": "Send a message to up to 700 recipients",
+                "post": {"summary": "Send a message to up to 700 recipients", "tags": messages_tag,
                          "security": [{"apiKey": []}],
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": {"oneOf": [send_request,
                                                   {"type": "array", "items": send_request}]}}}},
                          "responses": send_answers, "callbacks": callbacks_doc},
-                "get": {"summary": "Send a message (query parameters)", "security": [{"apiKey": []}],
+                "get": {"summary": "Send a message (query parameters)", "tags": messages_tag,
+                        "security": [{"apiKey": []}],
                         "parameters": query_params, "responses": send_answers,
                         "callbacks": callbacks_doc},
             },
             "/api/login": {"post": {
                 "summary": "Exchange a portal user's e-mail and password for a token",
+                "tags": keys_tag,
                 "security": [{"basic": []}],
                 "responses": {
                     "200": answer("A bearer token for the key endpoints.", {
@@ -558,11 +611,13 @@ def openapi_document() -> dict[str, Any]:
                     "401": answer("Wrong e-mail or password."),
                     "429": answer("Too many attempts.")}}},
             "/api/keys": {
-                "get": {"summary": "The partner's API keys, newest first", "security": jwt_only,
+                "get": {"summary": "The partner's API keys, newest first", "tags": keys_tag,
+                        "security": jwt_only,
                         "responses": {"200": answer("The keys.", {"type": "object", "properties": {
                             "keys": {"type": "array", "items": key_schema}}}),
                             "401": answer("Missing or expired token.")}},
-                "post": {"summary": "Create a key (returned once)", "security": jwt_only,
+                "post": {"summary": "Create a key (returned once)", "tags": keys_tag,
+                         "security": jwt_only,
                          "requestBody": {"required": True, "content": {"application/json": {
                              "schema": {"type": "object", "required": ["name"], "properties": {
                                  "name": {"type": "string", "maxLength": 60},
@@ -575,27 +630,34 @@ def openapi_document() -> dict[str, Any]:
                                        "401": answer("Missing or expired token.")}},
             },
             "/api/keys/{id}/refresh": {"post": {
-                "summary": "Start the key's validity period again", "security": jwt_only,
+                "summary": "Start the key's validity period again", "tags": keys_tag,
+                "security": jwt_only,
                 "parameters": [key_id],
                 "responses": {"200": answer("The key.", key_schema),
                               "404": answer("No such key."), "401": answer("Missing token.")}}},
             "/api/keys/{id}/signing-secret": {"post": {
                 "summary": "Replace the key's callback signing secret (the new one is returned once)",
+                "tags": keys_tag,
                 "description": "The previous secret stops working at once, also for callbacks"
                                " still being retried.",
                 "security": jwt_only, "parameters": [key_id],
                 "responses": {"200": answer("The key with its new signingSecret.", key_schema),
                               "404": answer("No such key."), "401": answer("Missing token.")}}},
             "/api/keys/{id}": {"delete": {
-                "summary": "Remove a key for good", "security": jwt_only, "parameters": [key_id],
+                "summary": "Remove a key for good", "tags": keys_tag, "security": jwt_only,
+                "parameters": [key_id],
                 "responses": {"204": {"description": "Removed."}, "404": answer("No such key."),
                               "401": answer("Missing token.")}}},
+            "/api/viber/status/{vendor_id}": viber_status,
         },
         "components": {
             "securitySchemes": {
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "An API key."},
                 "token": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
                 "basic": {"type": "http", "scheme": "basic"},
+                "vendorToken": {"type": "http", "scheme": "bearer",
+                                "description": "A Viber vendor's own token (its HTTP token in"
+                                               " Herald)."},
             },
             "schemas": {"Error": {"type": "object", "required": ["error"], "properties": {
                 "error": {"type": "string"}, "field": {"type": "string"}}}},

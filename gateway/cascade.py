@@ -4,12 +4,25 @@ A Viber message stored with ``fallback_channel='sms'`` and ``fallback_ttl``
 (seconds) falls back when
 
 * it ends UNDELIVERED (undelivered or expired) or FAILED, or
-* it is still SENT ``fallback_ttl`` seconds after it was sent (not DELIVERED
-  nor SEEN by then).
+* it is neither DELIVERED nor SEEN ``fallback_ttl`` seconds after Herald
+  accepted it (``created_at``; a scheduled message counts from its schedule
+  when that is later: :func:`fallback_due`) — sent or still waiting in the
+  send queue. The time counts from acceptance, as the API's ``fallbackTtl``
+  promises, not from the provider's taking it.
 
-A message still waiting in the send queue (never sent) does not fall back on
-time: its TTL starts when the provider takes it (and the provider is asked to
-give up after the same TTL, :func:`gateway.viber_connector.viber_message`).
+Due and never sent (BILLED): if no send worker holds its queue row, the job
+takes the row out of the queue (one ``DELETE … WHERE claimed_by IS NULL``, the
+rule of SMPP ``cancel_sm``: a claimed row may be on the wire), ends the message
+FAILED ("fell back to SMS before it was sent": statuses only move forward, and
+FAILED is the status of a message no vendor took), refunds its Viber charge in
+full and queues its FAILED callback (channel ``VIBER``) — in the transaction
+that claims the cascade, so either all of it happens once or none of it. A
+message a send worker holds (in flight) is left to the worker and the SMS goes
+anyway, as for a sent one; should the worker give it back and it be claimed
+again after its due time, the Viber connector does not send it
+(:meth:`gateway.viber_connector.ViberVendor.send`: FAILED, refunded). A message
+sent late is given to the provider with the time remaining, not the whole TTL
+(:func:`gateway.viber_connector.viber_message`).
 
 The SMS is a new message submitted through the pipeline (:func:`sms_submission`):
 same partner, user, API key, sender, text, label, callback URL; priced, charged
@@ -27,24 +40,28 @@ LOCKED``), which first looks for the SMS by its ``client_ref`` and submits only
 if there is none. The lease (``lease`` seconds) must outlast one pipeline submit.
 
 :class:`CascadeJob` is a service running :meth:`CascadeJob.run_once` every
-``interval`` seconds in every process (the pattern of :mod:`gateway.housekeeping`).
-It does not scan the messages table: the status hook of everything that moves
-Viber messages (:func:`with_cascade` around the billing hook: the Viber send
-workers, the status webhook's receipt writer, and the SMPP connectors' receipt
-writer, through which housekeeping re-applies early reports) notes in
-``viber_cascade_due`` when a cascade message falls due — at ``sent_at +
-fallback_ttl`` when it is sent, at once when it ends undelivered or failed — and
-drops the row when it is delivered or seen. The job reads due rows only. The
-pipeline gives a cascade submitted without ``fallback_ttl`` the
-``HERALD_VIBER_FALLBACK_TTL`` default.
+``interval`` seconds (``HERALD_VIBER_CASCADE_POLL``: the SMS goes at most that
+late) in every process (the pattern of :mod:`gateway.housekeeping`).
+It does not scan the messages table: it reads ``viber_cascade_due``, the
+cascade messages pending and when each falls due. A message gets its row when
+it is stored (migration 0410: a row trigger on ``messages`` whose ``WHEN``
+clause passes only cascade messages), due at :func:`fallback_due`. The status
+hook of everything that moves Viber messages (:func:`with_cascade` around the
+billing hook: the Viber send workers, the status webhook's receipt writer, and
+the SMPP connectors' receipt writer, through which housekeeping re-applies
+early reports) brings the row forward to now when the message ends undelivered
+or failed, and drops it when the message is delivered or seen
+(:func:`due_rows`); nothing moves it later. The pipeline gives a cascade
+submitted without ``fallback_ttl`` the ``HERALD_VIBER_FALLBACK_TTL`` default.
 
 Public API::
 
+    fallback_due(message) -> datetime | None       # pure: when the TTL runs out
     fallback_reason(message, now) -> str | None    # pure: 'ttl' | 'undelivered' | 'failed'
     sms_submission(message) -> Submission          # pure
     due_rows(messages, now) -> (due, settled)      # pure: what the status hook writes
     with_cascade(hook) -> on_change_many hook      # hook, then mark_due(conn, messages)
-    CascadeJob(pool, pipeline, *, interval=5.0, batch=200, lease=120.0)
+    CascadeJob(pool, pipeline, *, interval=None, batch=200, lease=120.0)
         .start() / .stop() / .run_once(now=None) -> CascadeResult
     linked_sms(conn, viber_message_id) -> UUID | None
 """
@@ -60,11 +77,20 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from gateway import tasks
+from gateway import callbacks, tasks
 from gateway.callbacks import CASCADE_REF_PREFIX
 from gateway.delivery import OnChangeMany
-from gateway.messages import Message, Status, message_columns
+from gateway.messages import (
+    IN_FLIGHT,
+    Event,
+    EventUpdate,
+    Message,
+    Status,
+    apply_events,
+    message_columns,
+)
 from gateway.pipeline import Accepted, Pipeline, Submission
+from gateway.receipts_out import on_status_changes
 
 log = logging.getLogger("herald.cascade")
 
@@ -81,7 +107,22 @@ FOR UPDATE OF d SKIP LOCKED
 """
 
 _DONE_DUE = "DELETE FROM viber_cascade_due WHERE viber_message_id = ANY($1::uuid[])"
-_RELOOK = "UPDATE viber_cascade_due SET due_at = $2 WHERE viber_message_id = ANY($1::uuid[])"
+_RELOOK = """
+UPDATE viber_cascade_due d SET due_at = u.due_at
+FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, due_at)
+WHERE d.viber_message_id = u.id
+"""
+
+# Never sent: out of the queue unless a send worker holds the row (it may be on the wire).
+# A worker claiming at the same moment either waits for this delete (and skips the row,
+# SKIP LOCKED) or holds the row first (then claimed_by is set and nothing is deleted).
+_DEQUEUE = """
+DELETE FROM send_queue WHERE message_id = ANY($1::uuid[]) AND claimed_by IS NULL
+RETURNING message_id
+"""
+
+NOT_SENT = "fell back to SMS before it was sent"
+_UNSENT = frozenset({Status.PREPARED, Status.BILLED})
 
 # Written by the status hook (due_hook): the earliest reason wins.
 _MARK_DUE = """
@@ -135,6 +176,19 @@ WHERE viber_message_id = $1 AND state = 'claimed'
 """
 
 
+def fallback_due(message: Message) -> datetime | None:
+    """When a cascade message falls back if not delivered: ``fallback_ttl`` seconds after
+    Herald accepted it, or after its schedule when that is later. None: not a cascade.
+    Migration 0410's trigger computes the same when the message is stored."""
+    if (message.channel != "viber" or message.fallback_channel != "sms"
+            or message.fallback_ttl is None):
+        return None
+    start = message.created_at
+    if message.scheduled_for is not None and message.scheduled_for > start:
+        start = message.scheduled_for
+    return start + timedelta(seconds=message.fallback_ttl)
+
+
 def fallback_reason(message: Message, now: datetime) -> str | None:
     """Why ``message`` falls back to SMS now, or None (the rule of the module doc)."""
     if message.channel != "viber" or message.fallback_channel != "sms":
@@ -143,10 +197,10 @@ def fallback_reason(message: Message, now: datetime) -> str | None:
         return "undelivered"
     if message.status == Status.FAILED:
         return "failed"
-    if (message.status == Status.SENT and message.sent_at is not None
-            and message.fallback_ttl is not None
-            and message.sent_at + timedelta(seconds=message.fallback_ttl) <= now):
-        return "ttl"
+    if message.status in IN_FLIGHT:
+        due = fallback_due(message)
+        if due is not None and due <= now:
+            return "ttl"
     return None
 
 
@@ -169,7 +223,10 @@ def sms_submission(message: Message) -> Submission:
 def due_rows(messages: Sequence[Message], now: datetime) -> tuple[list[tuple[uuid.UUID, datetime]],
                                                                   list[uuid.UUID]]:
     """What moved cascade messages mean for ``viber_cascade_due``: (rows to mark due
-    (id, due_at), ids no longer pending). Pure; other messages are left out."""
+    (id, due_at), ids no longer pending). Pure; other messages are left out.
+
+    Sending changes nothing: the row written when the message was stored already says
+    when its TTL runs out (:func:`fallback_due`)."""
     due: list[tuple[uuid.UUID, datetime]] = []
     settled: list[uuid.UUID] = []
     for m in messages:
@@ -177,8 +234,6 @@ def due_rows(messages: Sequence[Message], now: datetime) -> tuple[list[tuple[uui
             continue
         if m.status in (Status.UNDELIVERED, Status.FAILED):
             due.append((m.id, now))
-        elif m.status == Status.SENT and m.fallback_ttl:
-            due.append((m.id, (m.sent_at or now) + timedelta(seconds=m.fallback_ttl)))
         elif m.status in (Status.DELIVERED, Status.SEEN):
             settled.append(m.id)
     return due, settled
@@ -218,6 +273,7 @@ class CascadeResult:
     sent: int = 0        # SMS submitted and accepted by the pipeline
     refused: int = 0     # the pipeline refused the SMS (balance, route, sender…)
     recovered: int = 0   # stale claims whose SMS already existed
+    unsent: int = 0      # Viber messages taken out of the send queue, never sent
 
 
 async def linked_sms(conn: asyncpg.Connection | asyncpg.Pool,
@@ -227,17 +283,36 @@ async def linked_sms(conn: asyncpg.Connection | asyncpg.Pool,
         "SELECT sms_message_id FROM viber_cascade WHERE viber_message_id = $1", viber_message_id)
 
 
+async def _end_unsent(conn: asyncpg.Connection, messages: Sequence[Message],
+                      now: datetime) -> int:
+    """Due cascade messages never sent: out of the send queue unless a worker holds them,
+    FAILED, refunded, their callback queued (the caller's transaction). How many."""
+    if not messages:
+        return 0
+    taken = [r["message_id"] for r in await conn.fetch(_DEQUEUE, [m.id for m in messages])]
+    if not taken:
+        return 0
+    moved = [m for m in await apply_events(
+        conn, [EventUpdate(i, Event.FAILED, now, None, NOT_SENT) for i in taken]) if m is not None]
+    await callbacks.enqueue_dlrs(conn, moved)
+    await on_status_changes(conn, moved)  # FAILED: every level's charge given back
+    log.info("event=cascade_unsent count=%s", len(moved))
+    return len(moved)
+
+
 class CascadeJob:
     """Finds Viber messages due to fall back and sends their SMS (see the module doc)."""
 
     def __init__(
-        self, pool: asyncpg.Pool, pipeline: Pipeline, *, interval: float = 5.0,
+        self, pool: asyncpg.Pool, pipeline: Pipeline, *, interval: float | None = None,
         batch: int = 200, lease: float = 120.0,
         owns_pipeline: bool = False,
     ) -> None:
+        """``interval``: seconds between passes; None takes the process's
+        ``HERALD_VIBER_CASCADE_POLL`` from the pipeline's settings."""
         self.pool = pool
         self.pipeline = pipeline
-        self.interval = interval
+        self.interval = pipeline.settings.viber_cascade_poll if interval is None else interval
         self.batch = batch
         self.lease = lease
         self._owns_pipeline = owns_pipeline
@@ -274,21 +349,23 @@ class CascadeJob:
             messages = [Message.from_row(r) for r in rows]
             due = [(m, reason) for m in messages
                    if (reason := fallback_reason(m, now)) is not None]
+            unsent = await _end_unsent(conn, [m for m, _ in due if m.status in _UNSENT], now)
             claimed: set[uuid.UUID] = set()
             if due:
                 claimed = {r["viber_message_id"] for r in await conn.fetch(
                     _CLAIM, [m.id for m, _ in due], [m.partner_id for m, _ in due],
                     [reason for _, reason in due], now, float(self.lease))}
             # Claimed or not needed (delivered, seen, already claimed): done with either way.
-            # Still SENT and not yet due by our clock (the hook's clock ran ahead): look later.
-            early = {m.id for m in messages
-                     if m.status == Status.SENT and fallback_reason(m, now) is None}
-            if early:
-                await conn.execute(_RELOOK, list(early), now + timedelta(seconds=self.interval))
-            await conn.execute(_DONE_DUE, [m.id for m in messages if m.id not in early])
+            # Pending and not yet due (a schedule moved later): looked at again when due.
+            later = {m.id: at for m in messages
+                     if m.status in IN_FLIGHT and fallback_reason(m, now) is None
+                     and (at := fallback_due(m)) is not None}
+            if later:
+                await conn.execute(_RELOOK, list(later), list(later.values()))
+            await conn.execute(_DONE_DUE, [m.id for m in messages if m.id not in later])
         mine = retried + [m for m, _ in due if m.id in claimed]
         sent, refused = await self._submit(mine)
-        return CascadeResult(sent, refused, recovered)
+        return CascadeResult(sent, refused, recovered, unsent)
 
     async def _take_stale(self, now: datetime) -> tuple[int, list[Message]]:
         """Take over claims whose process died; (settled because the SMS exists, to resubmit)."""

@@ -125,10 +125,11 @@ def viber_services(app: web.Application) -> list[Service]:
     """The Viber vendors' send workers and the Viber→SMS cascade job."""
     from gateway.cascade import CascadeJob, with_cascade
     from gateway.receipts_out import status_many_hook
-    from gateway.viber_connector import ViberConnectors
+    from gateway.viber_connector import ViberConnectors, ViberOptions
 
     pool, redis, settings = app[DB], app[REDIS], app[SETTINGS]
-    viber = ViberConnectors(pool, redis, on_change=with_cascade(status_many_hook()))
+    viber = ViberConnectors(pool, redis, on_change=with_cascade(status_many_hook()),
+                            options=ViberOptions.from_settings(settings))
     pipeline = app.get(PIPELINE)
     if pipeline is not None:
         pipeline.add_listener(viber.notify)

@@ -18,10 +18,15 @@ For each enabled Viber vendor over HTTP (``billing.vendors``: ``channel='viber'`
   other 4xx                                     Failover to the next vendor of the route;
                                                 none left: FAILED + refund
   a message that cannot be built                Rejected: FAILED + refund
+  a cascade claimed after it fell due           Rejected: FAILED + refund, not sent
+  (:func:`gateway.cascade.fallback_due`)         (its SMS goes instead)
   ===========================================  ======================================
 
 :class:`ViberConnectors` (a service) starts one per vendor and follows the
 vendor table (added, changed, disabled vendors) every ``refresh`` seconds.
+Its timings are :class:`ViberOptions`; in a process, :meth:`ViberOptions.from_settings`
+(``HERALD_VIBER_TIMEOUT``, ``HERALD_VIBER_MAX_ATTEMPTS``, ``HERALD_VIBER_BACKOFF_CAP``,
+``HERALD_VIBER_REFRESH``, and ``HERALD_VENDOR_LEASE`` as for every vendor).
 
 Status reports arrive at ``POST /api/viber/status/{vendor_id}`` (:func:`status_webhook`,
 routed by :func:`setup`), authenticated by the vendor's own token. A report is
@@ -39,6 +44,7 @@ failed → FAILED (refunded: the provider sent nothing).
 
 Public API::
 
+    ViberOptions(...), ViberOptions.from_settings(settings)
     viber_message(message, now=None) -> ViberMessage     # pure
     classify(exc) -> SendResult                          # pure: a provider error's answer
     report_event(status) -> Event                        # pure
@@ -52,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -61,8 +68,10 @@ import asyncpg
 from aiohttp import web
 
 from billing.vendors import Vendor, enabled_vendors
+from config.settings import Settings
 from gateway import early_receipts, queue, tasks
-from gateway.app import DB
+from gateway.app import DB, SETTINGS
+from gateway.cascade import NOT_SENT, fallback_due, with_cascade
 from gateway.delivery import (
     Accepted,
     Failover,
@@ -99,7 +108,8 @@ _EVENTS = {
 
 @dataclass(frozen=True, slots=True)
 class ViberOptions:
-    """Timings of the Viber connectors (tests shorten them)."""
+    """Timings of the Viber connectors (tests shorten them; :meth:`from_settings` in a
+    process)."""
 
     request_timeout: float = 10.0
     lease: float = 30.0
@@ -110,20 +120,33 @@ class ViberOptions:
     refresh: float = 10.0
     receipt_match_retries: tuple[float, ...] = (0.2, 1.0)
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ViberOptions:
+        """The operator's values: ``HERALD_VIBER_*`` and the vendors' ``HERALD_VENDOR_LEASE``."""
+        # A lease shorter than a request would let a second worker send the message while
+        # the first still waits for the provider's answer.
+        return cls(
+            request_timeout=settings.viber_timeout,
+            lease=max(settings.vendor_lease, settings.viber_timeout + 5.0),
+            max_attempts=settings.viber_max_attempts,
+            backoff_cap=settings.viber_backoff_cap,
+            refresh=settings.viber_refresh,
+        )
+
 
 def viber_message(message: Message, now: datetime | None = None) -> ViberMessage:
     """What the provider is asked to send for a stored Viber message.
 
-    The TTL asked of the provider: a cascade's ``fallback_ttl`` (a message not
-    delivered by then goes as SMS instead, so Viber should stop trying too), else
-    what is left of the validity period, else the provider's default.
+    The TTL asked of the provider: for a cascade, the time left until it falls
+    back (:func:`gateway.cascade.fallback_due`: a message not delivered by then
+    goes as SMS instead, so Viber should stop trying too; a message sent late gets
+    what is left, not the whole ``fallback_ttl``); else what is left of the
+    validity period (the sooner of the two when both are set); else the
+    provider's default. At least one second (the provider raises it to its minimum).
     """
-    ttl: int | None = None
-    if message.fallback_ttl:
-        ttl = message.fallback_ttl
-    elif message.valid_until is not None:
-        left = (message.valid_until - (now or datetime.now(UTC))).total_seconds()
-        ttl = max(1, int(left))
+    now = now or datetime.now(UTC)
+    ends = [t for t in (fallback_due(message), message.valid_until) if t is not None]
+    ttl = max(1, math.ceil((min(ends) - now).total_seconds())) if ends else None
     return ViberMessage(
         sender=message.sender, phone=message.destination, text=message.text,
         traffic_type=message.traffic_type or "promotion", image_url=message.image_url,
@@ -184,8 +207,14 @@ class ViberVendor:
             return Failover("a Viber vendor sends only Viber messages")
         if not self.vendor.http_base_url:
             return Failover("the Viber vendor has no base URL")
+        now = datetime.now(UTC)
+        due = fallback_due(message)
+        if due is not None and due <= now:
+            # Claimed only after its cascade fell due (given back by a retry, or a worker
+            # that died): the SMS goes instead, so Viber does not (FAILED, refunded).
+            return Rejected(NOT_SENT)
         try:
-            request = viber_message(message)
+            request = viber_message(message, now)
             message_id = await self.client.send(request)
         except ValueError as exc:
             return Rejected(f"cannot build the Viber message: {exc}")
@@ -324,8 +353,6 @@ async def status_webhook(request: web.Request) -> web.Response:
 
 
 async def _receipts_ctx(app: web.Application) -> AsyncIterator[None]:
-    from gateway.cascade import with_cascade  # the cascade imports the pipeline: load late
-
     writer = ReceiptWriter(app[DB], on_change_many=with_cascade(status_many_hook()))
     await writer.start()
     app[VIBER_RECEIPTS] = writer
@@ -337,6 +364,8 @@ async def _receipts_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def setup(app: web.Application, options: ViberOptions | None = None) -> None:
     """Route the status webhook and give it its receipt writer for the app's lifetime."""
-    app[VIBER_OPTIONS] = options or ViberOptions()
+    if options is None:
+        options = ViberOptions.from_settings(app[SETTINGS]) if SETTINGS in app else ViberOptions()
+    app[VIBER_OPTIONS] = options
     app.router.add_post(r"/api/viber/status/{vendor_id:\d{1,18}}", status_webhook)
     app.cleanup_ctx.append(_receipts_ctx)

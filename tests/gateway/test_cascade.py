@@ -5,23 +5,34 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import aiohttp
+
+from billing.vendors import enabled_vendors
+from gateway import queue
 from gateway.cascade import (
+    NOT_SENT,
     CascadeJob,
     due_rows,
+    fallback_due,
     fallback_reason,
     linked_sms,
     sms_submission,
+    with_cascade,
 )
 from gateway.connectors import Connectors
 from gateway.messages import Status
+from gateway.pipeline import Pipeline
 from gateway.receipts_out import status_many_hook
 from gateway.simulator import CarrierSimulator, SimConfig
+from gateway.viber_connector import ViberVendor
 from tests.gateway.smpp_stack import FAST as SMPP_FAST
 from tests.gateway.smpp_stack import eventually
 from tests.gateway.test_connectors import _message
+from tests.gateway.test_viber import FAST as VIBER_FAST
 from tests.gateway.test_viber import viber_stack, wait_callbacks, wait_status
 from tests.gateway.world import RU_MOBILE, SENDER, balance
 from viber.simulator import ViberSimConfig
@@ -30,17 +41,22 @@ CASCADE = {"channels": ["Viber", "SMS"], "fallbackTtl": 60}
 
 
 def test_fallback_reason_and_the_sms_it_sends():
-    sent = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    accepted = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
     viber = _message(channel="viber", fallback_channel="sms", fallback_ttl=60,
-                     status=Status.SENT, sent_at=sent, api_key_id=7, user_id=3, label="promo",
-                     callback_url="http://cb", registered_delivery=1)
-    assert fallback_reason(viber, sent + timedelta(seconds=59)) is None
-    assert fallback_reason(viber, sent + timedelta(seconds=60)) == "ttl"
+                     status=Status.SENT, created_at=accepted, sent_at=accepted + timedelta(seconds=30),
+                     api_key_id=7, user_id=3, label="promo", callback_url="http://cb",
+                     registered_delivery=1)
+    # The TTL counts from acceptance, not from the send.
+    assert fallback_due(viber) == accepted + timedelta(seconds=60)
+    assert fallback_reason(viber, accepted + timedelta(seconds=59)) is None
+    assert fallback_reason(viber, accepted + timedelta(seconds=60)) == "ttl"
+    queued = replace(viber, status=Status.BILLED, sent_at=None)
+    assert fallback_reason(queued, accepted + timedelta(seconds=59)) is None
+    assert fallback_reason(queued, accepted + timedelta(seconds=60)) == "ttl"
     for status, reason in ((Status.UNDELIVERED, "undelivered"), (Status.FAILED, "failed"),
-                           (Status.DELIVERED, None), (Status.SEEN, None), (Status.BILLED, None)):
-        assert fallback_reason(_message(channel="viber", fallback_channel="sms", fallback_ttl=60,
-                                        status=status), sent) == reason
-    assert fallback_reason(_message(channel="viber", status=Status.FAILED), sent) is None
+                           (Status.DELIVERED, None), (Status.SEEN, None)):
+        assert fallback_reason(replace(viber, status=status), accepted) == reason
+    assert fallback_reason(_message(channel="viber", status=Status.FAILED), accepted) is None
     sms = sms_submission(viber)
     assert (sms.channel, sms.sender, sms.destination, sms.text, sms.partner_id, sms.user_id,
             sms.api_key_id, sms.label, sms.callback_url, sms.registered_delivery) == (
@@ -48,17 +64,30 @@ def test_fallback_reason_and_the_sms_it_sends():
     assert sms.client_ref == f"cascade:{viber.id}" and sms.fallback_channel is None
 
 
+def test_fallback_due_counts_from_acceptance_or_a_later_schedule():
+    accepted = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    kw = dict(channel="viber", fallback_channel="sms", fallback_ttl=600, created_at=accepted)
+    assert fallback_due(_message(**kw)) == accepted + timedelta(minutes=10)
+    later = accepted + timedelta(hours=2)
+    assert fallback_due(_message(scheduled_for=later, **kw)) == later + timedelta(minutes=10)
+    earlier = accepted - timedelta(hours=2)  # a schedule already past counts from acceptance
+    assert fallback_due(_message(scheduled_for=earlier, **kw)) == accepted + timedelta(minutes=10)
+    assert fallback_due(_message(channel="viber", created_at=accepted)) is None
+    assert fallback_due(_message(channel="viber", fallback_channel="sms")) is None  # no TTL
+
+
 def test_due_rows_follow_the_status():
     now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
     sent = now - timedelta(seconds=10)
     kw = dict(channel="viber", fallback_channel="sms", fallback_ttl=60)
+    # Sent: nothing to write, the row of its storing already says when it falls due.
     on_sent = _message(status=Status.SENT, sent_at=sent, **kw)
     failed = _message(status=Status.FAILED, **kw)
     seen = _message(status=Status.SEEN, **kw)
     no_ttl = _message(status=Status.SENT, sent_at=sent, channel="viber", fallback_channel="sms")
     plain = _message(status=Status.UNDELIVERED, channel="viber")
     due, settled = due_rows([on_sent, failed, seen, no_ttl, plain], now)
-    assert due == [(on_sent.id, sent + timedelta(seconds=60)), (failed.id, now)]
+    assert due == [(failed.id, now)]
     assert settled == [seen.id]
 
 
@@ -87,15 +116,18 @@ async def test_ttl_runs_out_one_sms_charged_as_sms_reported_under_the_viber_id(
         carrier = await _with_sms_carrier(stack, pool, redis)
         viber_id = await stack.send(message="Your code is 4711", **CASCADE)
         assert await wait_status(pool, viber_id, ("SENT",)) == "SENT"
-        assert stack.sim.received[0]["ttl"] == 60  # Viber gives up when the SMS goes
-        viber_cost = await pool.fetchval("SELECT cost FROM messages WHERE id = $1", viber_id)
-        sent_at = await pool.fetchval("SELECT sent_at FROM messages WHERE id = $1", viber_id)
-        assert await pool.fetchval("SELECT due_at FROM viber_cascade_due") == (
-            sent_at + timedelta(seconds=60))
+        row = await pool.fetchrow("SELECT cost, created_at, sent_at FROM messages WHERE id = $1",
+                                  viber_id)
+        viber_cost, due = row["cost"], row["created_at"] + timedelta(seconds=60)
+        # Viber gives up when the SMS goes: the time left when it was sent, at most the TTL.
+        assert due - row["sent_at"] <= timedelta(seconds=stack.sim.received[0]["ttl"]) <= (
+            timedelta(seconds=60))
+        # Due 60 s after Herald accepted it (written when stored, not moved by the send).
+        assert await pool.fetchval("SELECT due_at FROM viber_cascade_due") == due
 
         one, two = CascadeJob(pool, stack.pipeline), CascadeJob(pool, stack.pipeline)
-        assert (await one.run_once(sent_at + timedelta(seconds=59))).sent == 0
-        later = sent_at + timedelta(seconds=61)
+        assert (await one.run_once(due - timedelta(seconds=1))).sent == 0
+        later = due
         # Two processes at once: one claim goes in, one SMS.
         results = await asyncio.gather(one.run_once(later), two.run_once(later))
         assert sorted(r.sent for r in results) == [0, 1]
@@ -125,6 +157,145 @@ async def test_ttl_runs_out_one_sms_charged_as_sms_reported_under_the_viber_id(
         await stack.stop()
 
 
+async def _queued(pool, message_id) -> str | None:
+    """Who holds the message's send-queue row ('' for nobody), None when it has none."""
+    row = await pool.fetchrow("SELECT claimed_by FROM send_queue WHERE message_id = $1", message_id)
+    return None if row is None else row["claimed_by"] or ""
+
+
+async def _unstarted_viber_vendor(pool, redis, stack, session) -> ViberVendor:
+    """The world's Viber vendor with a send worker the test runs a pass of (run_once)."""
+    async with pool.acquire() as conn:
+        (vendor,) = [v for v in await enabled_vendors(conn, "viber")
+                     if v.id == stack.world.viber_vendor]
+    return ViberVendor(pool, redis, vendor, session=session,
+                       on_change=with_cascade(status_many_hook()), options=VIBER_FAST)
+
+
+async def test_a_queued_message_never_sent_falls_back_at_its_ttl_once_and_is_refunded(
+        pool, redis, settings, make_client):
+    stack = await viber_stack(pool, redis, settings, make_client, ViberSimConfig(silent=1))
+    try:
+        await stack.viber.stop()  # no Viber send worker: what is sent waits in the queue
+        carrier = await _with_sms_carrier(stack, pool, redis)
+        plain = await stack.send(message="not a cascade")
+        viber_id = await stack.send(message="Your code is 4711", **CASCADE)
+        row = await pool.fetchrow("SELECT status, cost, created_at FROM messages WHERE id = $1",
+                                  viber_id)
+        plain_cost = await pool.fetchval("SELECT cost FROM messages WHERE id = $1", plain)
+        assert row["status"] == "BILLED" and await _queued(pool, viber_id) == ""
+        due = row["created_at"] + timedelta(seconds=60)
+        # Written as it was stored (migration 0410), for the cascade message only.
+        assert [tuple(r) for r in await pool.fetch(
+            "SELECT viber_message_id, due_at FROM viber_cascade_due")] == [(viber_id, due)]
+        assert await balance(pool, stack.world.partner_id) == (
+            Decimal("100") - plain_cost - row["cost"])
+
+        one, two = CascadeJob(pool, stack.pipeline), CascadeJob(pool, stack.pipeline)
+        early = await one.run_once(due - timedelta(seconds=1))
+        assert (early.sent, early.unsent) == (0, 0) and await _queued(pool, viber_id) == ""
+        # Two processes at once: one takes it out of the queue, one SMS goes.
+        results = await asyncio.gather(one.run_once(due), two.run_once(due))
+        assert sorted((r.sent, r.unsent) for r in results) == [(0, 0), (1, 1)]
+        again = await one.run_once(due + timedelta(hours=1))
+        assert (again.sent, again.unsent, again.refused) == (0, 0, 0)
+
+        viber = await pool.fetchrow("SELECT status, error_text, sent_at, done_at FROM messages "
+                                    "WHERE id = $1", viber_id)
+        assert (viber["status"], viber["error_text"], viber["sent_at"]) == ("FAILED", NOT_SENT, None)
+        assert await _queued(pool, viber_id) is None and await _queued(pool, plain) == ""
+        assert await pool.fetchval("SELECT state FROM charges WHERE ref = $1", str(viber_id)) == (
+            "failed")
+        assert await pool.fetchval("SELECT reason FROM viber_cascade") == "ttl"
+        (sms,) = await _sms_of(pool, viber_id)
+        assert await linked_sms(pool, viber_id) == sms["id"]
+        # The Viber charge given back; the SMS charged as SMS.
+        assert await balance(pool, stack.world.partner_id) == (
+            Decimal("100") - plain_cost - sms["cost"])
+
+        # Viber workers from now on have only the other message to send.
+        await stack.viber.start()
+        assert await wait_status(pool, plain, ("SENT",)) == "SENT"
+        assert [r["reference"] for r in stack.sim.received] == [str(plain)]
+        assert await wait_status(pool, sms["id"], ("DELIVERED",)) == "DELIVERED"
+        assert [m.text for m in carrier.received] == ["Your code is 4711"]
+        calls = await wait_callbacks(stack.rx, viber_id, 3)
+        assert [(c["status"], c["channel"]) for c in calls] == [
+            ("FAILED", "VIBER"), ("SENT", "SMS"), ("DELIVERED", "SMS")]
+    finally:
+        await stack.stop()
+
+
+async def test_an_in_flight_message_is_left_to_its_worker_and_the_sms_goes_at_the_ttl(
+        pool, redis, settings, make_client):
+    stack = await viber_stack(pool, redis, settings, make_client, ViberSimConfig(silent=1))
+    session = aiohttp.ClientSession()
+    try:
+        await stack.viber.stop()
+        await _with_sms_carrier(stack, pool, redis)
+        viber_id = await stack.send(**CASCADE)
+        created = await pool.fetchval("SELECT created_at FROM messages WHERE id = $1", viber_id)
+        due = created + timedelta(seconds=60)
+        async with pool.acquire() as conn:  # a send worker holds it: it may be on the wire
+            (claim,) = await queue.claim(conn, "worker-in-flight", 10, lease=600)
+        assert claim.message_id == viber_id
+
+        job = CascadeJob(pool, stack.pipeline)
+        result = await job.run_once(due)
+        assert (result.sent, result.unsent) == (1, 0)
+        assert await pool.fetchval("SELECT status FROM messages WHERE id = $1", viber_id) == "BILLED"
+        assert await _queued(pool, viber_id) == "worker-in-flight"
+        assert await pool.fetchval("SELECT state FROM charges WHERE ref = $1", str(viber_id)) == "open"
+        assert await pool.fetchval("SELECT reason FROM viber_cascade") == "ttl"
+        assert len(await _sms_of(pool, viber_id)) == 1
+
+        # The worker gives it back (a retry) and a worker claims it after it fell due (by the
+        # real clock: its acceptance moved back): not sent to Viber, FAILED and refunded.
+        async with pool.acquire() as conn:
+            assert await queue.retry_later(conn, "worker-in-flight", viber_id, 0)
+            await conn.execute("UPDATE messages SET created_at = created_at - interval '2 minutes'"
+                               " WHERE id = $1", viber_id)
+        vendor = await _unstarted_viber_vendor(pool, redis, stack, session)
+        assert await vendor.worker.run_once() == 1
+        assert stack.sim.received == []
+        row = await pool.fetchrow("SELECT status, error_text FROM messages WHERE id = $1", viber_id)
+        assert (row["status"], row["error_text"]) == ("FAILED", NOT_SENT)
+        assert await _queued(pool, viber_id) is None
+        assert await pool.fetchval("SELECT state FROM charges WHERE ref = $1", str(viber_id)) == (
+            "failed")
+        # FAILED makes it due again at once: still the one SMS.
+        assert (await job.run_once(due + timedelta(hours=1))).sent == 0
+        assert len(await _sms_of(pool, viber_id)) == 1
+    finally:
+        await session.close()
+        await stack.stop()
+
+
+async def test_a_message_sent_late_gives_the_provider_the_time_left(
+        pool, redis, settings, make_client):
+    stack = await viber_stack(pool, redis, settings, make_client, ViberSimConfig(silent=1))
+    try:
+        await stack.viber.stop()
+        viber_id = await stack.send(**{**CASCADE, "fallbackTtl": 600})
+        # It waited 100 s in the queue before a worker took it (a backlog, a provider down).
+        await pool.execute("UPDATE messages SET created_at = created_at - interval '100 seconds'"
+                           " WHERE id = $1", viber_id)
+        await stack.viber.start()
+        assert await wait_status(pool, viber_id, ("SENT",)) == "SENT"
+        row = await pool.fetchrow("SELECT created_at, sent_at FROM messages WHERE id = $1", viber_id)
+        (request,) = stack.sim.received
+        left = row["created_at"] + timedelta(seconds=600) - row["sent_at"]
+        assert left <= timedelta(seconds=request["ttl"]) <= timedelta(seconds=500)
+    finally:
+        await stack.stop()
+
+
+async def test_the_job_interval_is_the_process_setting(pool, redis, settings):
+    pipeline = Pipeline(pool, redis, settings.replace(viber_cascade_poll=2.0))
+    assert CascadeJob(pool, pipeline).interval == 2.0
+    assert CascadeJob(pool, pipeline, interval=0.05).interval == 0.05
+
+
 async def test_delivered_in_time_sends_no_sms(pool, redis, settings, make_client):
     stack = await viber_stack(pool, redis, settings, make_client,
                               ViberSimConfig(delay=0.02, delivered=0, seen=1, seen_delay=0.02))
@@ -132,8 +303,8 @@ async def test_delivered_in_time_sends_no_sms(pool, redis, settings, make_client
         viber_id = await stack.send(**CASCADE)
         assert await wait_status(pool, viber_id, ("SEEN",)) == "SEEN"
         assert await pool.fetchval("SELECT count(*) FROM viber_cascade_due") == 0
-        sent_at = await pool.fetchval("SELECT sent_at FROM messages WHERE id = $1", viber_id)
-        result = await CascadeJob(pool, stack.pipeline).run_once(sent_at + timedelta(days=1))
+        created = await pool.fetchval("SELECT created_at FROM messages WHERE id = $1", viber_id)
+        result = await CascadeJob(pool, stack.pipeline).run_once(created + timedelta(days=1))
         assert result.sent == 0
         assert await _sms_of(pool, viber_id) == []
         assert await pool.fetchval("SELECT count(*) FROM viber_cascade") == 0

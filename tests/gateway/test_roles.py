@@ -34,6 +34,14 @@ async def test_each_role_builds_its_own_services(settings, make_client):
         assert not kinds & unwanted, role
 
 
+async def test_the_viber_send_workers_take_the_operators_timings(settings, make_client):
+    tuned = settings.replace(role="egress", viber_timeout=3.0, viber_max_attempts=2, viber_refresh=7.0)
+    client = await make_client(build_app(tuned))
+    (viber,) = [s for s in build_services(client.app) if isinstance(s, ViberConnectors)]
+    opts = viber.options
+    assert (opts.request_timeout, opts.max_attempts, opts.refresh) == (3.0, 2, 7.0)
+
+
 async def test_a_message_crosses_from_the_ingress_process_to_the_egress_one_and_back(
         pool, redis, settings, make_client):
     sim = CarrierSimulator(SimConfig(receipt_delay=0.05))

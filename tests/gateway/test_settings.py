@@ -117,3 +117,21 @@ def test_list_defaults_are_shown_as_written_in_the_environment():
     shown = {env: default for env, default, _ in describe()}
     assert shown["HERALD_WORKER_ROLES"] == ""
     assert shown["HERALD_ROLE"] == "all"
+
+
+def test_viber_timings_are_settings():
+    s = load_settings({"HERALD_VIBER_TIMEOUT": "20", "HERALD_VIBER_MAX_ATTEMPTS": "8",
+                       "HERALD_VIBER_BACKOFF_CAP": "60", "HERALD_VIBER_REFRESH": "30",
+                       "HERALD_VIBER_CASCADE_POLL": "2"})
+    assert (s.viber_timeout, s.viber_max_attempts, s.viber_backoff_cap, s.viber_refresh,
+            s.viber_cascade_poll) == (20.0, 8, 60.0, 30.0, 2.0)
+    defaults = Settings()
+    assert (defaults.viber_timeout, defaults.viber_max_attempts, defaults.viber_backoff_cap,
+            defaults.viber_refresh, defaults.viber_cascade_poll) == (10.0, 5, 300.0, 10.0, 5.0)
+    shown = {env for env, _, _ in describe()}
+    assert {"HERALD_VIBER_TIMEOUT", "HERALD_VIBER_MAX_ATTEMPTS", "HERALD_VIBER_BACKOFF_CAP",
+            "HERALD_VIBER_REFRESH", "HERALD_VIBER_CASCADE_POLL"} <= shown
+    with pytest.raises(SettingsError, match="HERALD_VIBER_MAX_ATTEMPTS='0': expected an integer"):
+        load_settings({"HERALD_VIBER_MAX_ATTEMPTS": "0"})
+    with pytest.raises(SettingsError, match=r"HERALD_VIBER_TIMEOUT='0\.5': expected an integer"):
+        load_settings({"HERALD_VIBER_TIMEOUT": "0.5"})

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from billing.tenancy import owner_scope
 from billing.vendors import NewVendor, create_vendor
 from gateway import apikeys, routing
+from gateway.api import openapi_document
 from gateway.callbacks import CallbackDispatcher
 from gateway.cascade import with_cascade
 from gateway.delivery import Failover, Retry
@@ -32,7 +33,7 @@ from tests.gateway.smpp_stack import eventually
 from tests.gateway.test_callbacks import Receiver
 from tests.gateway.test_connectors import _message
 from tests.gateway.world import RU_MOBILE, SENDER, balance, make_world
-from viber.provider import Permanent, Temporary, Throttled
+from viber.provider import STATUSES, Permanent, Temporary, Throttled, parse_status_report
 from viber.simulator import ViberSimConfig, ViberSimulator
 
 TOKEN = "provider-token-1"
@@ -124,7 +125,7 @@ def test_message_fields_map_to_the_provider_request():
     now = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
     cascade = _message(channel="viber", traffic_type="transaction", fallback_channel="sms",
                        fallback_ttl=600, image_url="https://i", button_url="https://b",
-                       button_caption="Go")
+                       button_caption="Go", created_at=now)
     request = viber_message(cascade, now)
     assert (request.sender, request.phone, request.text, request.traffic_type, request.ttl,
             request.image_url, request.button_url, request.button_caption, request.reference) == (
@@ -133,6 +134,58 @@ def test_message_fields_map_to_the_provider_request():
     valid = _message(channel="viber", valid_until=datetime(2026, 12, 3, 9, 0, tzinfo=UTC))
     assert viber_message(valid, now).ttl == 3600 and viber_message(valid, now).traffic_type == "promotion"
     assert viber_message(_message(channel="viber"), now).ttl is None
+
+
+def test_a_cascade_sent_late_asks_the_provider_for_the_time_left():
+    accepted = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    cascade = _message(channel="viber", fallback_channel="sms", fallback_ttl=600,
+                       created_at=accepted)
+    assert viber_message(cascade, accepted + timedelta(seconds=100)).ttl == 500
+    assert viber_message(cascade, accepted + timedelta(seconds=99.5)).ttl == 501  # whole seconds, up
+    assert viber_message(cascade, accepted + timedelta(seconds=599.9)).ttl == 1
+    # A validity period that ends sooner is what the provider is given.
+    both = replace(cascade, valid_until=accepted + timedelta(seconds=300))
+    assert viber_message(both, accepted + timedelta(seconds=100)).ttl == 200
+    # A schedule later than the acceptance starts the TTL.
+    scheduled = replace(cascade, scheduled_for=accepted + timedelta(hours=1))
+    assert viber_message(scheduled, accepted + timedelta(hours=1, seconds=10)).ttl == 590
+
+
+async def test_viber_timings_come_from_the_settings(settings):
+    tuned = settings.replace(viber_timeout=20.0, viber_max_attempts=8, viber_backoff_cap=60.0,
+                             viber_refresh=30.0, vendor_lease=90.0)
+    options = ViberOptions.from_settings(tuned)
+    assert (options.request_timeout, options.max_attempts, options.backoff_cap, options.refresh,
+            options.lease) == (20.0, 8, 60.0, 30.0, 90.0)
+    # A lease never shorter than a request: no second worker sends while the first waits.
+    slow = ViberOptions.from_settings(settings.replace(viber_timeout=100.0, vendor_lease=30.0))
+    assert slow.lease == 105.0
+    # The webhook's options, in an application built from the settings.
+    assert build_app(tuned)[VIBER_OPTIONS] == options
+
+
+def test_the_status_webhook_is_in_the_openapi_document():
+    doc = openapi_document()
+    hook = doc["paths"]["/api/viber/status/{vendor_id}"]["post"]
+    assert hook["tags"] == ["Provider webhooks"]
+    assert "Provider webhooks" in {t["name"] for t in doc["tags"]}
+    assert hook["security"] == [{"vendorToken": []}]
+    scheme = doc["components"]["securitySchemes"]["vendorToken"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert [p["name"] for p in hook["parameters"]] == ["vendor_id"]
+    body = hook["requestBody"]["content"]["application/json"]["schema"]
+    assert body["required"] == ["message_id", "status"]
+    assert body["properties"]["status"]["enum"] == list(STATUSES)
+    # The documented example is a report the webhook takes.
+    example = parse_status_report(body["example"])
+    assert (example.message_id, example.status) == ("vb-5f2c91", "delivered")
+    assert set(hook["responses"]) == {"200", "400", "401"}
+    result = hook["responses"]["200"]["content"]["application/json"]["schema"]
+    assert result["properties"]["result"]["enum"] == ["applied", "ignored", "kept"]
+    # Every other operation is tagged for API users, not as a webhook.
+    others = [op for path, ops in doc["paths"].items() if path != "/api/viber/status/{vendor_id}"
+              for op in ops.values()]
+    assert others and all(op["tags"] in (["Messages"], ["API keys"]) for op in others)
 
 
 def test_provider_errors_map_to_send_results():
