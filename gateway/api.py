@@ -523,7 +523,14 @@ def openapi_document() -> dict[str, Any]:
                                               "FAILED", "SEEN"]},
         "eventTime": {"type": "string", "example": "2026-11-25T11:47:45.123+00:00"},
         "channel": {"type": "string", "enum": ["SMS", "VIBER"]},
-        "message": {"type": "string", "description": "Only in an incoming reply (acceptMO)."}}}
+        "message": {"type": "string", "description": "Only in an incoming reply (acceptMO); "
+                    "the hex of its octets when encoding is binary."},
+        "encoding": {"type": "string", "enum": ["binary"],
+                     "description": "Only for a binary incoming reply: message is then hex."},
+        "dataCoding": {"type": "integer", "description": "Binary incoming reply only: the carrier's "
+                       "data_coding."},
+        "udhi": {"type": "boolean", "description": "Binary incoming reply only: the octets start "
+                 "with a user data header."}}}
     callbacks_doc = {"statusCallback": {"{callback URL of the API key}": {"post": {
         "summary": "Delivery report or incoming reply, POSTed to the key's callback URL",
         "description": CALLBACK_SIGNATURE_DOC,
