@@ -20,7 +20,7 @@ from smpp.pdu import CommandStatus, SubmitSm, SubmitSmResp
 from smpp.results import Outcome, RequestResult
 from smpp.udh import parse_udh
 from tests.gateway.smpp_stack import Esme, build_stack, eventually
-from tests.gateway.world import RU_MOBILE, SENDER, balance
+from tests.gateway.world import RU_MOBILE, SENDER, balance, send_accepting_mo
 
 S = CommandStatus
 
@@ -236,14 +236,9 @@ async def test_mo_reply_stop_and_forward(pool, redis, settings):
 async def test_mo_to_an_api_message_goes_to_its_callback_url(pool, redis, settings):
     import json
 
-    from gateway.pipeline import Accepted, Submission
-
     stack = await build_stack(pool, redis, settings, SimConfig(receipt_delay=5))
     try:
-        (mt,) = await stack.pipeline.submit([Submission(
-            partner_id=stack.world.partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,
-            text="reply to me", accept_mo=True, callback_url="http://127.0.0.1:9/cb")])
-        assert isinstance(mt, Accepted)
+        mt = await send_accepting_mo(stack.pipeline, stack.world.partner_id, "reply to me")
         result = await stack.connectors.mo.receive(None, RU_MOBILE, SENDER, "Yes please")
         assert result.partner_id == stack.world.partner_id
         row = await pool.fetchrow("SELECT * FROM callback_outbox WHERE kind = 'mo'")

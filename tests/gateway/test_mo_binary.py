@@ -10,12 +10,12 @@ import pytest_asyncio
 
 from gateway.callbacks import mo_body
 from gateway.mo import MoContent, MoHandler, join_parts, mo_content, outbox_row, passthrough_of
-from gateway.pipeline import Accepted, Pipeline, Submission
+from gateway.pipeline import Pipeline
 from smpp.pdu import DataCoding, DeliverSm, EsmClass, SubmitSm
 from smpp.results import Outcome
 from smpp.udh import concat_udh
 from tests.gateway.smpp_stack import Esme, build_stack, eventually
-from tests.gateway.world import RU_MOBILE, SENDER, make_world
+from tests.gateway.world import RU_MOBILE, SENDER, make_world, send_accepting_mo
 
 PORTS = bytes([0x06, 0x05, 0x04, 0x0B, 0x84, 0x23, 0xF0])   # UDH: application ports 2948/9200
 STOPISH = b"STOP"                                              # reads as a keyword, if decoded
@@ -133,10 +133,7 @@ async def test_callback_of_binary_and_text_mo(pool, redis, settings):
     pipeline = Pipeline(pool, redis, settings)
     await pipeline.start()
     try:
-        (mt,) = await pipeline.submit([Submission(
-            partner_id=world.partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,
-            text="tell us", accept_mo=True, callback_url="http://127.0.0.1:9/cb")])
-        assert isinstance(mt, Accepted)
+        mt = await send_accepting_mo(pipeline, world.partner_id)
         handler = MoHandler(pool, pipeline)
         await handler.receive_pdu(1, mo(PORTS + NULS, udhi=True))
         await handler.receive_pdu(1, mo(b"STOP", data_coding=0))

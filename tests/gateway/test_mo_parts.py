@@ -6,10 +6,10 @@ import asyncio
 
 from gateway.app import open_pool
 from gateway.mo import MoHandler, add_template, join_parts
-from gateway.pipeline import Accepted, Pipeline, Submission
+from gateway.pipeline import Pipeline
 from smpp.pdu import DeliverSm
 from smpp.udh import concat_udh
-from tests.gateway.world import RU_MOBILE, SENDER, make_world
+from tests.gateway.world import RU_MOBILE, SENDER, make_world, send_accepting_mo
 
 SUBSCRIBER = "79160000001"
 
@@ -79,10 +79,7 @@ async def test_incomplete_sets_expire_as_partial_mo_without_actions(pool, redis,
     pipeline = Pipeline(pool, redis, settings)
     await pipeline.start()
     try:
-        (mt,) = await pipeline.submit([Submission(
-            partner_id=world.partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,
-            text="tell us", accept_mo=True, callback_url="http://127.0.0.1:9/cb")])
-        assert isinstance(mt, Accepted)
+        await send_accepting_mo(pipeline, world.partner_id)
         async with pool.acquire() as conn:
             await add_template(conn, world.partner_id, "info", "Herald info")
         handler = MoHandler(pool, pipeline, reassembly_timeout=0.3)

@@ -92,3 +92,15 @@ async def make_world(
 
 async def balance(pool, partner_id: int) -> Decimal:
     return await pool.fetchval("SELECT balance FROM partners WHERE id = $1", partner_id)
+
+
+async def send_accepting_mo(pipeline, partner_id: int, text: str = "tell us"):
+    """An API message to RU_MOBILE that accepts replies (with a callback URL): the MT an
+    incoming message from that number is matched to. Returns its Accepted."""
+    from gateway.pipeline import Accepted, Submission
+
+    (mt,) = await pipeline.submit([Submission(
+        partner_id=partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,
+        text=text, accept_mo=True, callback_url="http://127.0.0.1:9/cb")])
+    assert isinstance(mt, Accepted), mt
+    return mt
