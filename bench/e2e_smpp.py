@@ -41,6 +41,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -164,12 +165,16 @@ def _start_herald(env: dict, log_path: Path, profile_to: str) -> subprocess.Pope
                                 stdout=log, stderr=subprocess.STDOUT)
 
 
-def _wait_healthy(herald: subprocess.Popen, http_port: int, log_path: Path) -> None:
+def _wait_healthy(herald: subprocess.Popen, http_port: int, smpp_port: int, log_path: Path) -> None:
+    """Until /healthz answers and the SMPP port takes connections: with workers of
+    different roles, the one answering on HTTP may not be the one serving SMPP."""
     deadline = time.monotonic() + 60
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/healthz", timeout=2):
-                return
+                pass
+            socket.create_connection(("127.0.0.1", smpp_port), timeout=2).close()
+            return
         except OSError:
             if time.monotonic() > deadline or herald.poll() is not None:
                 raise SystemExit(f"herald did not start: {log_path.read_text()[-2000:]}") from None
@@ -223,7 +228,7 @@ async def _main(args: argparse.Namespace) -> None:
                    # info shows each writer's batch sizes at shutdown (with --keep: in the log)
                    HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"))
         herald = _start_herald(env, tmp / "herald.log", args.profile)
-        await asyncio.to_thread(_wait_healthy, herald, http_port, tmp / "herald.log")
+        await asyncio.to_thread(_wait_healthy, herald, http_port, smpp_port, tmp / "herald.log")
         proc = psutil.Process(herald.pid)
         postmaster = _postmaster(tmp / "pg") if pg is not None else None
         peak_rss = 0
