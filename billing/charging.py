@@ -364,11 +364,12 @@ class PendingDebit:
                 raise StaleSnapshot(f"partner {payer} changed while its batch was priced")
             await _take(conn, {}, self._packs, stale=True)
             return
+        # rows first, so that the payers' locks wait only for the checks and the UPDATEs
+        self.ledger_ids, _ = await _record(conn, self._snap, self._decisions)
         if seen:
             for row in await conn.fetch(_RELOCK, list(seen)):
                 if row["status"] != seen[row["id"]].status or row["available"] < self._debits.get(row["id"], ZERO):
                     raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
-        self.ledger_ids, _ = await _record(conn, self._snap, self._decisions)
         await _take(conn, self._debits, self._packs, stale=True)
 
 
