@@ -326,7 +326,8 @@ def unnest_args(msgs: Sequence[NewMessage]) -> list[list]:
 # and a value of a type it is not sure of makes the batch go through asyncpg instead.
 
 # The messages table's column types (migrations 0300, 0305, 0370); a test checks them
-# against the database.
+# against the database. The one-statement insert (unnest_insert) casts its arrays to them,
+# so a NewMessage field missing here fails at import.
 COPY_COLUMN_TYPES: dict[str, str] = {
     "partner_id": "bigint", "origin": "text", "sender": "text", "destination": "text",
     "text": "text", "channel": "text", "id": "uuid", "user_id": "bigint", "api_key_id": "bigint",
