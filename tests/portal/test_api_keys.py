@@ -14,8 +14,6 @@ from gateway.services import signing_key
 from portal.pages.api_connections import last_used_text
 from tests.portal.conftest import make_client_user, page, post, sign_in
 
-pytestmark = pytest.mark.asyncio(loop_scope="session")
-
 
 @pytest.fixture
 async def partner(conn):
