@@ -78,11 +78,11 @@ async def test_send_reaches_the_simulator_and_reports_come_back():
 async def test_wrong_token_throttling_and_refusal_raise_their_kind():
     sim = ViberSimulator(ViberSimConfig(token="tok", throttle_ratio=1.0, retry_after=3))
     await sim.start()
+    stranger, client = ViberClient(sim.base_url, "nope"), ViberClient(sim.base_url, "tok")
     try:
         with pytest.raises(Permanent) as wrong:
-            await ViberClient(sim.base_url, "nope").send(MESSAGE)
+            await stranger.send(MESSAGE)
         assert wrong.value.status == 401
-        client = ViberClient(sim.base_url, "tok")
         with pytest.raises(Throttled) as throttled:
             await client.send(MESSAGE)
         assert throttled.value.retry_after == 3.0
@@ -91,8 +91,9 @@ async def test_wrong_token_throttling_and_refusal_raise_their_kind():
             await client.send(MESSAGE)
         assert (refused.value.status, refused.value.code) == (400, "no_viber")
         assert sim.received == [] and sim.counters["throttled"] == 1
-        await client.close()
     finally:
+        await stranger.close()
+        await client.close()
         await sim.stop()
 
 
