@@ -3,10 +3,18 @@
 ``create_app`` builds the base application every area hangs its routes on.
 Pools and clients are opened and closed in ``cleanup_ctx``; every slot on the
 app is a typed ``web.AppKey``.
+
+``app[HEALTH]`` is the one registry of this process's background services for
+``/healthz``: a name (``smpp_server``, ``vendor_connectors``…) and a cheap check
+answering ``"ok"`` or why not. :func:`gateway.services.build_services` fills it
+with the services of the process's role; ``/healthz`` answers 503 when any of
+them, PostgreSQL or Redis is not ok, and ``/healthz?service=NAME`` asks about
+one service (404 when this process does not run it).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -36,6 +44,22 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 METRICS = web.AppKey("metrics", CollectorRegistry)
 HTTP_REQUESTS = web.AppKey("http_requests", Counter)
 HTTP_LATENCY = web.AppKey("http_latency", Histogram)
+
+# A service's readiness: "ok", or the reason it is not ready.
+HealthCheck = Callable[[], str]
+HEALTH = web.AppKey("health", dict[str, HealthCheck])
+
+
+def task_health(task: asyncio.Task | None) -> str:
+    """``"ok"`` while a service's background task runs, else why it does not."""
+    if task is None:
+        return "not running"
+    if not task.done():
+        return "ok"
+    if task.cancelled():
+        return "stopped"
+    exc = task.exception()
+    return "stopped" if exc is None else f"failed: {exc!r}"
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -140,22 +164,52 @@ def _plain(exc: HeraldError) -> web.HTTPException:
     return cls(text=exc.message)
 
 
+def _probe(check: HealthCheck) -> str:
+    try:
+        return check()
+    except Exception as exc:  # a broken check is a reason too, not a 500
+        return f"error: {exc!r}"
+
+
+def health_status(checks: dict[str, str], services: dict[str, str], wanted: str | None) -> int:
+    """The HTTP status of ``/healthz``. Pure.
+
+    Without ``wanted``: 200 when every check and service is ok, else 503. With it:
+    404 when this process does not run that service, else 200 when it and
+    PostgreSQL and Redis are ok (the other services do not matter), else 503.
+    """
+    if wanted is not None:
+        if wanted not in services:
+            return 404
+        services = {wanted: services[wanted]}
+    ok = all(v == "ok" for v in (*checks.values(), *services.values()))
+    return 200 if ok else 503
+
+
+_STATUS_WORD = {200: "ok", 404: "absent", 503: "unavailable"}
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """PostgreSQL and Redis reachable? 200 with details, else 503."""
+    """PostgreSQL, Redis and this process's services (see the module doc): 200, 503 or 404."""
+    app = request.app
     checks: dict[str, str] = {}
     try:
-        await request.app[DB].fetchval("SELECT 1")
+        await app[DB].fetchval("SELECT 1")
         checks["postgres"] = "ok"
     except Exception as exc:
         checks["postgres"] = f"error: {exc}"
     try:
-        await request.app[REDIS].ping()
+        await app[REDIS].ping()
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"error: {exc}"
-    ok = all(v == "ok" for v in checks.values())
+    services = {name: _probe(check) for name, check in app[HEALTH].items()}
+    status = health_status(checks, services, request.query.get("service"))
+    settings = app[SETTINGS]
     return web.json_response(
-        {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
+        {"status": _STATUS_WORD[status], **checks, "worker": settings.worker,
+         "role": settings.role, "services": services},
+        status=status,
     )
 
 
@@ -171,6 +225,7 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_context, domain_errors], client_max_size=12 * 1024 * 1024
     )
     app[SETTINGS] = settings
+    app[HEALTH] = {}  # filled once the services are built, after the app is frozen
     registry = CollectorRegistry()
     app[METRICS] = registry
     app[HTTP_REQUESTS] = Counter(

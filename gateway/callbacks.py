@@ -78,6 +78,7 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 
+from gateway.app import task_health
 from gateway.messages import Message
 from gateway.queue import backoff, new_worker_id
 
@@ -283,6 +284,8 @@ KeyResolver = Callable[[CallbackJob], Awaitable[bytes | None]]
 class CallbackDispatcher:
     """Drains the outbox (see the module doc). One per process is enough."""
 
+    name = "callbacks"  # in /healthz
+
     def __init__(
         self, pool: asyncpg.Pool, key_for: KeyResolver, *,
         batch: int = 100, poll_interval: float = 1.0, request_timeout: float = 10.0,
@@ -325,6 +328,10 @@ class CallbackDispatcher:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def health(self) -> str:
+        """``"ok"`` while the dispatcher's loop runs (``/healthz``)."""
+        return "stopping" if self._stopping else task_health(self._task)
 
     def notify(self) -> None:
         """Look at the outbox now rather than at the next poll (after enqueuing)."""

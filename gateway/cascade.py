@@ -78,6 +78,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from gateway import callbacks, tasks
+from gateway.app import task_health
 from gateway.callbacks import CASCADE_REF_PREFIX
 from gateway.delivery import OnChangeMany
 from gateway.messages import (
@@ -303,6 +304,8 @@ async def _end_unsent(conn: asyncpg.Connection, messages: Sequence[Message],
 class CascadeJob:
     """Finds Viber messages due to fall back and sends their SMS (see the module doc)."""
 
+    name = "viber_cascade"  # in /healthz
+
     def __init__(
         self, pool: asyncpg.Pool, pipeline: Pipeline, *, interval: float | None = None,
         batch: int = 200, lease: float = 120.0,
@@ -328,6 +331,10 @@ class CascadeJob:
         self._task = None
         if self._owns_pipeline:
             await self.pipeline.stop()
+
+    def health(self) -> str:
+        """``"ok"`` while the cascade's loop runs (``/healthz``)."""
+        return task_health(self._task)
 
     async def _loop(self) -> None:
         while True:

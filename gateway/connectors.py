@@ -69,6 +69,7 @@ import asyncpg
 
 from billing.vendors import Vendor, enabled_vendors
 from gateway import bindstatus, early_receipts, queue, tasks
+from gateway.app import task_health
 from gateway.delivery import (
     Accepted,
     Failover,
@@ -490,6 +491,8 @@ class VendorConnector(ClientHandler):
 class Connectors:
     """The process's vendor connectors (a service: ``start`` / ``stop``)."""
 
+    name = "vendor_connectors"  # in /healthz
+
     def __init__(
         self, pool: asyncpg.Pool, redis: object, *, on_change, mo=None,
         options: ConnectorOptions | None = None, refresh: float = 10.0,
@@ -514,6 +517,13 @@ class Connectors:
         await asyncio.gather(*(c.stop() for c in self.connectors.values()), return_exceptions=True)
         self.connectors.clear()
         await self.receipts.stop()
+
+    def health(self) -> str:
+        """``"ok"`` while the refresher that keeps a connector per vendor runs (``/healthz``).
+
+        A vendor's bind being down is the vendor's state (``gateway.bindstatus``), not this
+        process's: it does not make the process unready."""
+        return task_health(self._task)
 
     def notify(self, _messages=None) -> None:
         """New messages were queued (a pipeline listener): wake every worker."""

@@ -25,6 +25,7 @@ import asyncpg
 
 from billing import senders
 from gateway import early_receipts, tasks
+from gateway.app import task_health
 
 log = logging.getLogger("herald.housekeeping")
 
@@ -65,6 +66,8 @@ async def reapply_receipts(
 class Housekeeping:
     """A service running :func:`run_chores` every ``interval`` seconds (see the module doc)."""
 
+    name = "housekeeping"  # in /healthz
+
     def __init__(
         self, pool: asyncpg.Pool, interval: float = 60.0, *, mo=None, receipts=None,
         receipt_interval: float = 5.0, receipt_horizon: float = DEFAULT_RECEIPT_HORIZON,
@@ -82,6 +85,10 @@ class Housekeeping:
 
     async def stop(self) -> None:
         await tasks.cancel(self._task)
+
+    def health(self) -> str:
+        """``"ok"`` while the chores' loop runs (``/healthz``)."""
+        return task_health(self._task)
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()

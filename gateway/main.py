@@ -133,7 +133,8 @@ class Herald:
         self.services = build_services(app)
         for service in self.services:
             await service.start()
-        # Listen last: once /healthz answers, the SMPP server and the workers are up too.
+        # Listen last: once /healthz answers, the SMPP server and the workers are up too
+        # (build_services registered them; /healthz lists them and turns 503 when one stops).
         # A worker shares its port with its siblings (gateway.workers).
         site = web.TCPSite(self.runner, self.settings.http_host, self.settings.http_port,
                            reuse_port=self.settings.worker > 0 or None)

@@ -12,6 +12,10 @@ Two kinds of lifecycle:
 * :func:`build_services` lists the background services of one process, each
   with ``async start()`` and ``async stop()``, in start order; ``Herald``
   starts them after the HTTP server and stops them first.
+
+  It also registers the services that can tell whether they are ready (a
+  ``name`` and a ``health()`` answering ``"ok"`` or why not) in ``app[HEALTH]``,
+  the registry ``/healthz`` reports (see :mod:`gateway.app`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from typing import Protocol
 from aiohttp import web
 
 from gateway import apikeys, secretbox
-from gateway.app import DB, REDIS, SETTINGS
+from gateway.app import DB, HEALTH, REDIS, SETTINGS
 from gateway.callbacks import CallbackDispatcher, CallbackJob
 from gateway.housekeeping import Housekeeping
 from gateway.keys import API_LIMITER, PIPELINE
@@ -38,6 +42,15 @@ _INSTALLED = web.AppKey("pipeline_installed", bool)
 class Service(Protocol):
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
+
+def register_health(app: web.Application, services: list[Service]) -> list[Service]:
+    """Put each service's ``health`` under its ``name`` in ``app[HEALTH]``; returns ``services``."""
+    for service in services:
+        check = getattr(service, "health", None)
+        if check is not None:
+            app[HEALTH][service.name] = check
+    return services
 
 
 async def _pipeline_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -100,6 +113,7 @@ def build_services(app: web.Application) -> list[Service]:
     processes of the two roles meet in PostgreSQL: the send queue and the SMPP
     outbox, each polled, so a busy egress does not delay the answer to a submit.
 
+    Each service that has a ``health()`` is registered for ``/healthz`` (:func:`register_health`).
     Housekeeping starts last (stops first): it re-applies early receipts through
     the connectors' receipt writer and expires MO part sets with their MO handler.
     """
@@ -109,7 +123,7 @@ def build_services(app: web.Application) -> list[Service]:
     settings = app[SETTINGS]
     smpp = smpp_services(app, settings.role)
     if settings.role == "ingress":
-        return smpp
+        return register_health(app, smpp)
     dispatcher = CallbackDispatcher(app[DB], callback_key_resolver(app),
                                     lease=settings.callback_lease)
     connectors = next((s for s in smpp if isinstance(s, Connectors)), None)
@@ -118,7 +132,7 @@ def build_services(app: web.Application) -> list[Service]:
         receipts=connectors.receipts if connectors else None,
         receipt_horizon=settings.early_receipt_horizon,
     )
-    return [dispatcher, *smpp, *viber_services(app), housekeeping]
+    return register_health(app, [dispatcher, *smpp, *viber_services(app), housekeeping])
 
 
 def viber_services(app: web.Application) -> list[Service]:

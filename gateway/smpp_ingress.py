@@ -143,6 +143,7 @@ import asyncpg
 
 from billing.users import verify_password
 from gateway import queue
+from gateway.app import task_health
 from gateway.messages import FINAL, Event, Message, Status, apply_event, get_message
 from gateway.pipeline import Accepted, Pipeline, Rejected, Submission
 from gateway.receipts_out import OutboxRow, on_status_change, receipt_state
@@ -801,6 +802,10 @@ class OutboxDispatcher:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="smpp-outbox")
 
+    def health(self) -> str:
+        """``"ok"`` while the dispatcher's loop runs (``/healthz``)."""
+        return "stopping" if self._stopping else task_health(self._task)
+
     async def stop(self) -> None:
         self._stopping = True
         self._wake.set()
@@ -911,6 +916,8 @@ def deliver_pdu(row: OutboxRow) -> DeliverSm:
 class SmppIngress:
     """The SMPP server service: listens, and runs the outbox dispatcher."""
 
+    name = "smpp_server"  # in /healthz
+
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, host: str = "127.0.0.1", port: int = 0,
                  session: SessionConfig | None = None, poll_interval: float = 0.25,
                  lease: float = 30.0, redis=None, bind_ttl: float = 30.0, worker: int = 0) -> None:
@@ -938,6 +945,13 @@ class SmppIngress:
     @property
     def port(self) -> int:
         return self.server.port
+
+    def health(self) -> str:
+        """``"ok"`` while the SMPP port listens and the outbox dispatcher runs (``/healthz``)."""
+        if not self.server.listening:
+            return "not listening"
+        outbox = self.outbox.health()
+        return "ok" if outbox == "ok" else f"outbox {outbox}"
 
     async def start(self) -> None:
         if self.binds is not None:

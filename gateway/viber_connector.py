@@ -70,7 +70,7 @@ from aiohttp import web
 from billing.vendors import Vendor, enabled_vendors
 from config.settings import Settings
 from gateway import early_receipts, queue, tasks
-from gateway.app import DB, SETTINGS
+from gateway.app import DB, SETTINGS, task_health
 from gateway.cascade import NOT_SENT, fallback_due, with_cascade
 from gateway.delivery import (
     Accepted,
@@ -228,6 +228,8 @@ class ViberVendor:
 class ViberConnectors:
     """The process's Viber vendors (a service: ``start`` / ``stop``)."""
 
+    name = "viber_connectors"  # in /healthz
+
     def __init__(
         self, pool: asyncpg.Pool, redis: object, *, on_change: OnChangeMany | None,
         options: ViberOptions | None = None,
@@ -245,6 +247,10 @@ class ViberConnectors:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         await self.sync()
         self._task = asyncio.create_task(self._refresher(), name="viber-refresh")
+
+    def health(self) -> str:
+        """``"ok"`` while the refresher that keeps a sender per Viber vendor runs (``/healthz``)."""
+        return task_health(self._task)
 
     async def stop(self) -> None:
         await tasks.cancel(self._task)

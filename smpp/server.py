@@ -460,6 +460,11 @@ class SmppServer:
         return conn
 
     @property
+    def listening(self) -> bool:
+        """True from ``start`` until ``stop`` closed the listening socket."""
+        return self._server is not None and self._server.is_serving()
+
+    @property
     def port(self) -> int:
         assert self._server is not None and self._server.sockets
         return self._server.sockets[0].getsockname()[1]

@@ -101,7 +101,11 @@ class Serve:
 def test_serve_survives_sigkill_and_stops_clean(var_dir):
     first = Serve(var_dir)
     try:
-        assert first.health() == {"http": 200, "status": "ok", "postgres": "ok", "redis": "ok"}
+        assert first.health() == {
+            "http": 200, "status": "ok", "postgres": "ok", "redis": "ok", "worker": 0,
+            "role": "all", "services": dict.fromkeys(
+                ("callbacks", "vendor_connectors", "smpp_server", "viber_connectors",
+                 "viber_cascade", "housekeeping"), "ok")}
         if os.environ.get("HERALD_TEST_SMPP_PORT", "1") == "1":
             with socket.create_connection(("127.0.0.1", first.smpp_port), timeout=5):
                 pass
@@ -180,7 +184,9 @@ def test_workers_share_the_ports_and_come_back_when_they_die(var_dir):
         # Every worker serves: each accepts connections on the shared ports (the kernel
         # spreads them), and an SMPP bind there is answered by Herald, not refused.
         for _ in range(8):
-            assert serve.health()["http"] == 200
+            health = serve.health()
+            assert health["http"] == 200 and health["worker"] in (1, 2), health
+            assert health["services"]["smpp_server"] == "ok"
             with socket.create_connection(("127.0.0.1", serve.smpp_port), timeout=5) as sock:
                 sock.sendall(encode(BindTransceiver(sequence_number=1, system_id="nobody",
                                                     password="wrong")))
@@ -202,6 +208,56 @@ def test_workers_share_the_ports_and_come_back_when_they_die(var_dir):
     assert serve.proc.returncode == 0, serve.output()
     for proc in replaced:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+    assert _server_processes(var_dir) == []
+
+
+def _get(port: int, path: str) -> tuple[int, dict]:
+    """Status and JSON body of ``GET path``, whatever the status."""
+    import json
+    import urllib.error
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_healthz_says_which_role_the_answering_worker_has(var_dir):
+    serve = Serve(var_dir, HERALD_WORKERS="2", HERALD_WORKER_ROLES="ingress,egress")
+    try:
+        serve.health()
+        seen: dict[int, dict] = {}
+
+        def both_answered() -> bool:
+            # the kernel spreads connections over the workers sharing the HTTP port
+            status, body = _get(serve.http_port, "/healthz")
+            if status == 200:
+                seen[body["worker"]] = body
+            return len(seen) == 2
+
+        _wait(both_answered)
+        assert seen[1]["role"] == "ingress" and seen[1]["services"] == {"smpp_server": "ok"}
+        assert seen[2]["role"] == "egress" and "smpp_server" not in seen[2]["services"]
+        assert set(seen[2]["services"]) == {"callbacks", "vendor_connectors", "viber_connectors",
+                                            "viber_cascade", "housekeeping"}
+        # ?service=smpp_server: 200 from the ingress worker only, 404 from the egress one
+        answers: dict[int, int] = {}
+
+        def asked_both() -> bool:
+            status, body = _get(serve.http_port, "/healthz?service=smpp_server")
+            answers[body["worker"]] = status
+            return len(answers) == 2
+
+        _wait(asked_both)
+        assert answers == {1: 200, 2: 404}
+    except BaseException:
+        for proc in psutil.Process(serve.proc.pid).children(recursive=True):
+            proc.kill()
+        serve.proc.kill()
+        raise
+    serve.stop(signal.SIGTERM)
+    assert serve.proc.returncode == 0, serve.output()
     assert _server_processes(var_dir) == []
 
 
