@@ -28,11 +28,13 @@ is the variant for the hot path (the group commit): it reads the snapshot
 without the lock and prices, leaving every write to :meth:`PendingDebit.apply`,
 which the caller runs last in its transaction. ``apply`` writes the ledger and
 charge rows, takes the lock (same order), checks that every payer's status is
-unchanged and its funds still cover the debit, and runs the guarded UPDATEs —
-for the usual batch of one payer, rows, check and debit are one statement; if
-any check fails it raises
-:class:`~billing.errors.StaleSnapshot` and the caller charges the batch again
-with :meth:`Charger.charge`. The lock then lasts from the debit to the commit,
+unchanged and its funds still cover the debit, and runs the guarded UPDATEs;
+if any check fails it raises :class:`~billing.errors.StaleSnapshot` and the
+caller charges the batch again with :meth:`Charger.charge`. For the usual
+batch (one payer, no pack) rows, check and debit are one statement, which a
+failed check aborts whole (``herald_require``, migration 0430); the caller's
+own rows may join it (``along``: the group commit's messages and queue rows),
+and the batch is then stored in one round trip that commits alone. The lock then lasts from the debit to the commit,
 not for the pricing and the writing of thousands of rows. A stale read can
 only refuse a message that a later read would have accepted (funds that
 arrived meanwhile), the same answer as if the batch had come a moment earlier.
@@ -51,6 +53,8 @@ that failed is refunded for every level by :func:`refund`.
 
 from __future__ import annotations
 
+import functools
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -148,8 +152,9 @@ WHERE s.id = d.id"""
 # The ledger of a batch in one statement: ids drawn for each group, then the
 # transactions and their per-MCCMNC lines inserted together. Arrays travel as
 # text literals (see _array): one string per column instead of a value each.
-_LEDGER = """
-WITH g AS MATERIALIZED (
+# The statements below are built from WITH items so that a caller's own items can
+# go first in the same statement (PendingDebit.apply's ``along``).
+_LEDGER_ITEMS = """g AS MATERIALIZED (
     SELECT nextval('transactions_id_seq') AS id, g.*
     FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::bigint[],
                 $5::text::text[], $6::text::numeric[], $7::text::text[], $8::text::int[], $9::text::int[],
@@ -168,14 +173,13 @@ WITH g AS MATERIALIZED (
                 $15::text::int[], $16::text::numeric[], $17::text::numeric[])
          AS d(ord, mccmnc, messages, parts, pack_parts, rate, total)
     JOIN g ON g.ord = d.ord
-)
-SELECT id FROM g ORDER BY ord"""
+)"""
+_LEDGER = f"WITH {_LEDGER_ITEMS}\nSELECT id FROM g ORDER BY ord"
 
-# The ledger as above and, in the same statement, the per-message charge rows, each joined
-# to its ledger row by the group's ordinal: one round trip where a COPY after the ledger took
-# three. A charge's level arrays come as array literals inside a text[] and are cast per row.
-_LEDGER_AND_CHARGES = _LEDGER.replace("""
-SELECT id FROM g ORDER BY ord""", """, c AS (
+# The per-message charge rows, each joined to its ledger row by the group's ordinal: with
+# the ledger, one round trip where a COPY after it took three. A charge's level arrays come
+# as array literals inside a text[] and are cast per row.
+_CHARGE_ITEMS = _LEDGER_ITEMS + """, c AS (
     INSERT INTO charges (ref, partner_id, user_id, type, description, mccmnc, parts, payer_ids,
                          amounts, rates, pack_ids, by_delivered, transaction_id)
     SELECT c.ref, c.partner_id, c.user_id, c.type, c.description, c.mccmnc, c.parts,
@@ -188,20 +192,36 @@ SELECT id FROM g ORDER BY ord""", """, c AS (
          AS c(ref, partner_id, user_id, type, description, mccmnc, parts, payer_ids, amounts, rates,
               pack_ids, by_delivered, ord)
     LEFT JOIN g ON g.ord = c.ord
-)
-SELECT id FROM g ORDER BY ord""")
+)"""
+_CHARGES_RESULT = "SELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids"
 
-# The same with one payer's guarded debit in the statement too (the status the pricing saw,
-# and funds that still cover it; a debit of zero still takes the lock a pack-paid batch
-# needs): the hot path's last round trip before the commit. One row: the ledger ids, and
-# whether the debit's guard held (the caller raises StaleSnapshot when it did not).
-_LEDGER_CHARGES_AND_DEBIT = _LEDGER_AND_CHARGES.replace("""
-SELECT id FROM g ORDER BY ord""", """, debit AS (
+# The same with one payer's guarded debit too (the status the pricing saw, and funds that
+# still cover it; a debit of zero still takes the lock a pack-paid batch needs). When the
+# guard does not hold, herald_require (migration 0430) aborts the whole statement with
+# SQLSTATE HR001, raised to the caller as StaleSnapshot: so the statement may commit alone.
+_DEBIT_ITEMS = _CHARGE_ITEMS + """, debit AS (
     UPDATE partners SET balance = balance - $31
     WHERE id = $32 AND status = $33 AND balance + credit_limit >= $31
     RETURNING id
-)
-SELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids, EXISTS (SELECT 1 FROM debit) AS debited""")
+)"""
+_DEBIT_RESULT = (_CHARGES_RESULT + ",\n       herald_require(EXISTS (SELECT 1 FROM debit),"
+                 " 'the payer changed while its batch was priced') AS debited")
+_REQUIRE_FAILED = "HR001"  # herald_require's SQLSTATE
+_PARAM = re.compile(r"\$(\d+)")
+
+
+@functools.lru_cache(maxsize=16)
+def _statement(items: str, result: str, along: str = "", along_params: int = 0) -> str:
+    """``WITH`` the caller's ``along`` items (parameters $1…$along_params), then ``items``
+    (their own parameters moved after the caller's), then ``result``."""
+    if not along:
+        return f"WITH {items}\n{result}"
+    shift = along_params
+
+    def moved(sql: str) -> str:
+        return _PARAM.sub(lambda m: f"${int(m.group(1)) + shift}", sql)
+
+    return f"WITH {along},\n{moved(items)}\n{moved(result)}"
 
 
 def _array(values: Iterable[object]) -> str:
@@ -330,9 +350,15 @@ def _ledger_args(details: dict[DetailKey, list], parents: dict[int, int], curren
     ]
 
 
+# A caller's WITH items (``name AS (…)``, numbered from $1) and their arguments, written by
+# the same statement as a batch's charges (PendingDebit.apply).
+Along = tuple[str, Sequence[object]]
+
+
 class PendingDebit:
     """What a batch priced by :meth:`Charger.charge_unlocked` still has to write and take: run
-    :meth:`apply` last in the same transaction."""
+    :meth:`apply` last in the same transaction, or alone with ``along`` when
+    :attr:`single_statement`."""
 
     __slots__ = ("_debits", "_decisions", "_packs", "_snap", "ledger_ids")
 
@@ -344,28 +370,44 @@ class PendingDebit:
         self._packs = packs
         self.ledger_ids: dict[str, int] = {}   # ref → the sender's ledger row, once applied
 
-    async def apply(self, conn: asyncpg.Connection) -> None:
+    @property
+    def single_statement(self) -> bool:
+        """Whether :meth:`apply` writes and takes everything in one statement: at most one
+        payer, and no pack to take from (the usual batch)."""
+        return len(self._snap.accounts) <= 1 and not self._packs
+
+    async def apply(self, conn: asyncpg.Connection, *, along: Along | None = None) -> None:
         """Write the ledger and charge rows, lock the payers, check nothing the pricing relied
         on moved, take packs and balances.
 
         Raises :class:`~billing.errors.StaleSnapshot` when a payer's status
         changed, its funds no longer cover its debit, or a pack no longer has
         the messages counted on it; the transaction must then be rolled back.
+
+        ``along``: the caller's own WITH items and arguments (e.g. the batch's
+        messages, :func:`gateway.queue.store_items`), written by the same
+        statement; only when :attr:`single_statement`. That statement writes
+        everything or nothing, so it may run outside a transaction and commit
+        alone (one round trip for the whole batch).
         """
-        if not any(d.ok for d in self._decisions):
-            return  # nothing to write or take
+        if along is not None and not self.single_statement:
+            raise RuntimeError("apply(along=...) needs a single-statement batch")
         seen = self._snap.accounts
-        if len(seen) == 1:
-            # the usual batch: rows, lock, check and debit in one statement
-            ((payer, account),) = seen.items()
-            self.ledger_ids, debited = await _record(
-                conn, self._snap, self._decisions, debit=(self._debits.get(payer, ZERO), payer, account.status))
-            if not debited:
-                raise StaleSnapshot(f"partner {payer} changed while its batch was priced")
+        if not any(d.ok for d in self._decisions):
+            if along is not None:  # nothing to charge: the caller's items alone
+                await conn.execute(_statement(along[0], "SELECT"), *along[1])
+            return
+        if len(seen) <= 1:
+            # the usual batch: rows, lock, check and debit in one statement (packs, if any, next)
+            debit = None
+            if seen:
+                ((payer, account),) = seen.items()
+                debit = (self._debits.get(payer, ZERO), payer, account.status)
+            self.ledger_ids = await _record(conn, self._snap, self._decisions, debit=debit, along=along)
             await _take(conn, {}, self._packs, stale=True)
             return
         # rows first, so that the payers' locks wait only for the checks and the UPDATEs
-        self.ledger_ids, _ = await _record(conn, self._snap, self._decisions)
+        self.ledger_ids = await _record(conn, self._snap, self._decisions)
         if seen:
             for row in await conn.fetch(_RELOCK, list(seen)):
                 if row["status"] != seen[row["id"]].status or row["available"] < self._debits.get(row["id"], ZERO):
@@ -466,15 +508,14 @@ class Charger:
     ) -> tuple[list[ChargeResult], PendingDebit]:
         """:meth:`charge` without holding the payers' lock while pricing; nothing is written yet.
 
-        Must run inside the caller's transaction, which then calls
-        ``pending.apply(conn)`` last before committing, and on
-        :class:`~billing.errors.StaleSnapshot` rolls back and charges the
-        batch again with :meth:`charge` (see the module doc). The results'
+        Only reads, in or out of a transaction. The caller then writes with
+        ``pending.apply(conn)``: last in its transaction, or alone with its
+        own rows (``along``) when ``pending.single_statement``. On
+        :class:`~billing.errors.StaleSnapshot` (nothing written) it charges
+        the batch again with :meth:`charge` (see the module doc). The results'
         ``ledger_id`` is None: the ledger rows are written by ``apply``
         (``pending.ledger_ids`` afterwards).
         """
-        if not conn.is_in_transaction():
-            raise RuntimeError("charge_unlocked needs the caller's transaction")
         if not requests:
             return [], PendingDebit(Snapshot(), [], {}, {})
         snap = await self._snapshot(conn, _senders(requests), lock=False)
@@ -489,18 +530,20 @@ class Charger:
         decisions = price_batch(snap, requests)
         debits, packs = _debits(decisions)
         await _take(conn, debits, packs, stale=False)
-        return snap, decisions, (await _record(conn, snap, decisions))[0]
+        return snap, decisions, await _record(conn, snap, decisions)
 
 
 async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision], *,
-                  debit: tuple[Decimal, int, str] | None = None) -> tuple[dict[str, int], bool]:
-    """Write the ledger and the charge rows in one statement: the ledger id of each accepted
-    ref, and whether ``debit`` — (amount, payer, status the pricing saw), taken in the same
-    statement when given — held its guard (True without one)."""
+                  debit: tuple[Decimal, int, str] | None = None, along: Along | None = None
+                  ) -> dict[str, int]:
+    """Write the ledger and the charge rows in one statement, with ``debit`` — (amount,
+    payer, status the pricing saw) — taken in it when given, and the caller's ``along``
+    items first (see :meth:`PendingDebit.apply`): the ledger id of each accepted ref.
+    Raises :class:`StaleSnapshot`, the statement undone, when the debit's guard failed."""
     details: dict[DetailKey, list] = {}
     accepted = [d for d in decisions if d.ok]
-    if not accepted and debit is None:
-        return {}, True
+    if not accepted and debit is None and along is None:
+        return {}
     for d in accepted:
         req = d.request
         head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
@@ -542,17 +585,25 @@ async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Deci
     args = [*ledger_args, _texts(refs), _numbers(partner_ids), _optional_numbers(user_ids), _texts(types),
             _texts(descriptions), _texts(mccmncs), _numbers(parts), *(_texts(c) for c in level_columns),
             _optional_numbers(group_of)]
+    if debit is not None:
+        args += debit
+    items, result = (_CHARGE_ITEMS, _CHARGES_RESULT) if debit is None else (_DEBIT_ITEMS, _DEBIT_RESULT)
+    if along is not None:
+        sql = _statement(items, result, along[0], len(along[1]))
+        args = [*along[1], *args]
+    else:
+        sql = _statement(items, result)
     try:
-        if debit is None:
-            ledger_ids = [row["id"] for row in await conn.fetch(_LEDGER_AND_CHARGES, *args)]
-            debited = True
-        else:
-            row = await conn.fetchrow(_LEDGER_CHARGES_AND_DEBIT, *args, *debit)
-            ledger_ids, debited = row["ids"], row["debited"]
+        ledger_ids = await conn.fetchval(sql, *args)
     except asyncpg.UniqueViolationError as exc:
+        if exc.table_name != "charges":
+            raise
         raise Conflict("a message of the batch was already charged (same ref)") from exc
-    by_ref = {ref: ledger_ids[g - 1] for ref, g in zip(refs, group_of, strict=True) if g is not None}
-    return by_ref, debited
+    except asyncpg.PostgresError as exc:
+        if exc.sqlstate != _REQUIRE_FAILED:
+            raise
+        raise StaleSnapshot(exc.message) from exc
+    return {ref: ledger_ids[g - 1] for ref, g in zip(refs, group_of, strict=True) if g is not None}
 
 
 def _senders(requests: Sequence[ChargeRequest]) -> list[int]:

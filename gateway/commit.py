@@ -23,14 +23,25 @@ Inside the batch transaction, in this order:
    (:func:`gateway.queue.insert_and_enqueue`: one statement for a small batch,
    two COPYs for a large one).
 3. ``after_insert(conn, accepted)`` (optional), e.g. campaign counters.
-4. ``finish(conn)`` when the hook returned one: the billing hook's ledger and
-   charge rows and its debit of the balances (one statement for one payer),
-   taken last so that their row locks are held only until the commit. If it
-   raises :class:`~billing.errors.StaleSnapshot` (a balance moved under the
-   unlocked pricing), the transaction is rolled back and the batch written
-   again, in a new transaction, with ``before_insert(conn, msgs, careful=True)``,
-   which charges under the lock from the start (the engine's ``retry_on``
-   option, below; counted in ``stats.retried_batches``).
+4. ``finish.apply(conn)`` when the hook returned one: the billing hook's
+   ledger and charge rows and its debit of the balances (one statement for
+   one payer), taken last so that their row locks are held only until the
+   commit. If it raises :class:`~billing.errors.StaleSnapshot` (a balance
+   moved under the unlocked pricing), the transaction is rolled back and the
+   batch written again, in a new transaction, with
+   ``before_insert(conn, msgs, careful=True)``, which charges under the lock
+   from the start (the engine's ``retry_on`` option, below; counted in
+   ``stats.retried_batches``).
+
+The usual batch needs no transaction block at all. A hook that says it only
+reads (``reads_only = True``, as :class:`gateway.pipeline.BillingHook` does
+when not careful) runs before any transaction; when its ``finish`` can write
+everything in one statement (``finish.single_statement``: one payer, no pack),
+there is no ``after_insert`` and the batch is small enough for one statement
+(:func:`gateway.queue.store_items`), the messages, their queue rows, the
+ledger, the charges and the guarded debit are one statement that commits
+alone: two round trips for the batch (price, write) instead of five (BEGIN,
+price, store, charge, COMMIT). A failed guard aborts that statement whole.
 
 If the batch transaction fails and it held more than one producer's request,
 each request is retried alone in its own transaction, so one producer's bad
@@ -46,7 +57,7 @@ Public API::
 
 The batching engine itself is :class:`GroupCommit` ``(pool, commit, ...)``:
 ``await engine.submit(items) -> list[result]`` for any ``commit(conn, items)``
-that returns one result per item (delivery receipts use it too). Two options
+that returns one result per item (delivery receipts use it too). Three options
 add to what happens around each transaction (the first attempt of a batch, or
 of a request retried alone):
 
@@ -55,6 +66,9 @@ of a request retried alone):
   same items are written once more by ``other(conn, items)`` in a new
   transaction (``commit`` itself when ``retry_commit`` is not given). If that
   fails too, the batch fails as any other. Counted in ``stats.retried_batches``.
+* ``own_transaction=True``: ``commit`` gets a connection outside any
+  transaction and opens its own, or writes with statements that commit alone
+  (the message writer).
 * ``with_after_commit=True``: ``commit`` (and ``retry_commit``) is called as
   ``commit(conn, items, after_commit=steps)``, ``steps`` being a new list for each
   transaction. The callables it appends there (no arguments, not awaited) run in
@@ -74,7 +88,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 import asyncpg
 
@@ -91,11 +105,24 @@ R = TypeVar("R")
 Outcome = NewMessage | HeraldError
 
 
+class Finish(Protocol):
+    """The billing hook's last step (:class:`billing.charging.PendingDebit`)."""
+
+    @property
+    def single_statement(self) -> bool:
+        """True when ``apply(conn, along=...)`` does it all in one statement."""
+
+    async def apply(self, conn: asyncpg.Connection, *, along: tuple[str, Sequence[object]] | None = None
+                    ) -> None:
+        """Write and take, last in the transaction; or in one statement with the ``along``
+        WITH items (the messages and queue rows), outside a transaction."""
+
+
 class Charged(NamedTuple):
     """A ``before_insert`` answer whose last step runs after the rows are written."""
 
     outcomes: Sequence[Outcome]
-    finish: Callable[[asyncpg.Connection], Awaitable[None]]
+    finish: Finish
 
 
 # (conn, msgs) -> outcomes or Charged; called with careful=True when retried after a StaleSnapshot
@@ -148,6 +175,7 @@ class GroupCommit(Generic[T, R]):
         max_rows: int = 1000, flushers: int = 2, max_pending_rows: int = 20000,
         name: str = "group-commit", retry_on: tuple[type[BaseException], ...] = (),
         retry_commit: Commit[R] | None = None, with_after_commit: bool = False,
+        own_transaction: bool = False,
     ) -> None:
         if retry_commit is not None and not retry_on:
             raise ValueError("retry_commit needs retry_on")
@@ -156,6 +184,7 @@ class GroupCommit(Generic[T, R]):
         self._retry_on = retry_on
         self._retry_fn = retry_commit or commit
         self._with_after_commit = with_after_commit
+        self._own_transaction = own_transaction
         self._name = name
         self._max_delay = max_delay
         self._max_rows = max_rows
@@ -305,13 +334,12 @@ class GroupCommit(Generic[T, R]):
 
     async def _transaction(self, items: list[T], commit: Commit[R]) -> Sequence[R]:
         steps: AfterCommit = []  # a new list per attempt: a rolled-back one's steps never run
-        async with self._pool.acquire() as conn, conn.transaction():
-            if self._with_after_commit:
-                results = await commit(conn, items, after_commit=steps)
+        async with self._pool.acquire() as conn:
+            if self._own_transaction:
+                results = await self._call(commit, conn, items, steps)
             else:
-                results = await commit(conn, items)
-            if len(results) != len(items):
-                raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
+                async with conn.transaction():
+                    results = await self._call(commit, conn, items, steps)
         self.stats.batches += 1
         self.stats.rows += len(items)
         self.stats.largest_batch = max(self.stats.largest_batch, len(items))
@@ -321,6 +349,16 @@ class GroupCommit(Generic[T, R]):
             except Exception:
                 # Committed is committed: the producers still get their results.
                 log.exception("event=after_commit_failed writer=%s", self._name)
+        return results
+
+    async def _call(self, commit: Commit[R], conn: asyncpg.Connection, items: list[T],
+                    steps: AfterCommit) -> Sequence[R]:
+        if self._with_after_commit:
+            results = await commit(conn, items, after_commit=steps)
+        else:
+            results = await commit(conn, items)
+        if len(results) != len(items):
+            raise RuntimeError(f"{self._name}: {len(results)} results for {len(items)} items")
         return results
 
 
@@ -341,6 +379,7 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
             pool, self._store, max_delay=max_delay, max_rows=max_rows, flushers=flushers,
             max_pending_rows=max_pending_rows, name="message-writer",
             retry_on=(StaleSnapshot,), retry_commit=partial(self._store, careful=True),
+            own_transaction=True,
         )
         self._before = before_insert
         self._after = after_insert
@@ -351,23 +390,58 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
 
     async def _store(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
                      ) -> Sequence[Outcome]:
+        if careful or (self._before is not None and not getattr(self._before, "reads_only", False)):
+            # A hook that writes (or charges under the payers' lock): in the transaction from the start.
+            async with conn.transaction():
+                return await self._store_in(conn, msgs, careful=careful)
         finish = None
         if self._before is not None:
-            got = await (self._before(conn, msgs, careful=True) if careful else self._before(conn, msgs))
-            outcomes, finish = got if isinstance(got, Charged) else (got, None)
-            if len(outcomes) != len(msgs):
-                raise RuntimeError(
-                    f"before_insert returned {len(outcomes)} outcomes for {len(msgs)} messages"
-                )
+            # Only reads and prices (reads_only), so the transaction need not be open yet.
+            outcomes, finish = self._checked(msgs, await self._before(conn, msgs))
         else:
             outcomes = msgs
         accepted = [o for o in outcomes if isinstance(o, NewMessage)]
+        if self._after is None:
+            along = queue.store_items(accepted)
+            if along is not None and finish is not None and finish.single_statement:
+                # The usual batch: messages, queue rows, ledger, charges and debit in one
+                # statement that commits alone; a failed guard undoes all of it.
+                await finish.apply(conn, along=along)
+                return outcomes
+            if finish is None and (along is not None or not accepted):
+                await queue.insert_and_enqueue(conn, accepted)  # one statement, or nothing
+                return outcomes
+        async with conn.transaction():
+            await self._write(conn, accepted, finish)
+        return outcomes
+
+    async def _store_in(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool
+                        ) -> Sequence[Outcome]:
+        finish = None
+        if self._before is not None:
+            got = await (self._before(conn, msgs, careful=True) if careful else self._before(conn, msgs))
+            outcomes, finish = self._checked(msgs, got)
+        else:
+            outcomes = msgs
+        await self._write(conn, [o for o in outcomes if isinstance(o, NewMessage)], finish)
+        return outcomes
+
+    async def _write(self, conn: asyncpg.Connection, accepted: list[NewMessage], finish: Finish | None
+                     ) -> None:
+        """Rows, ``after_insert``, then billing's last step, in the caller's transaction."""
         await queue.insert_and_enqueue(conn, accepted)
         if self._after is not None and accepted:
             await self._after(conn, accepted)
         if finish is not None:
-            await finish(conn)
-        return outcomes
+            await finish.apply(conn)
+
+    @staticmethod
+    def _checked(msgs: list[NewMessage], got: Sequence[Outcome] | Charged
+                 ) -> tuple[Sequence[Outcome], Finish | None]:
+        outcomes, finish = got if isinstance(got, Charged) else (got, None)
+        if len(outcomes) != len(msgs):
+            raise RuntimeError(f"before_insert returned {len(outcomes)} outcomes for {len(msgs)} messages")
+        return outcomes, finish
 
 
 def _resolve(req: _Request, outcomes: list[Outcome]) -> None:

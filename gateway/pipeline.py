@@ -313,16 +313,24 @@ if tuple(f.name for f in fields(pricing.ChargeRequest)) != (
     raise RuntimeError("gateway.pipeline.billing_hook is out of date with ChargeRequest's fields")
 
 
-def billing_hook(charger: Charger) -> BeforeInsert:
+class BillingHook:
     """The writer's ``before_insert``: charge the batch; BILLED messages or refusals, in order.
 
-    Charges without the payers' lock, leaving the debit as the writer's last
-    step (:class:`~gateway.commit.Charged`); ``careful`` (the writer's retry
-    after a stale snapshot) charges under the lock instead.
+    Charges without the payers' lock, leaving the writing and the debit to
+    the writer's last step (:class:`~gateway.commit.Charged`); ``careful``
+    (the writer's retry after a stale snapshot) charges under the lock
+    instead.
     """
 
-    async def bill(conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
-                   ) -> list[Outcome] | Charged:
+    # Without careful it only reads and prices: the writer may call it before its
+    # transaction, and then store the usual batch in one statement.
+    reads_only = True
+
+    def __init__(self, charger: Charger) -> None:
+        self._charger = charger
+
+    async def __call__(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
+                       ) -> list[Outcome] | Charged:
         requests = [
             _charge_request((
                 m.partner_id, m.user_id, m.channel, m.mccmnc or "", m.parts, m.traffic_type,
@@ -332,9 +340,9 @@ def billing_hook(charger: Charger) -> BeforeInsert:
         ]
         pending = None
         if careful:
-            results = await charger.charge(conn, requests)
+            results = await self._charger.charge(conn, requests)
         else:
-            results, pending = await charger.charge_unlocked(conn, requests)
+            results, pending = await self._charger.charge_unlocked(conn, requests)
         now = datetime.now(UTC)
         outcomes: list[Outcome] = []
         for msg, res in zip(msgs, results, strict=True):
@@ -343,9 +351,12 @@ def billing_hook(charger: Charger) -> BeforeInsert:
             else:
                 reason, status = _CHARGE_REASONS.get(res.code, (Reason.REFUSED, ESME_RSUBMITFAIL))
                 outcomes.append(ChargeRefused(res.reason, reason, status))
-        return outcomes if pending is None else Charged(outcomes, pending.apply)
+        return outcomes if pending is None else Charged(outcomes, pending)
 
-    return bill
+
+def billing_hook(charger: Charger) -> BeforeInsert:
+    """The writer's ``before_insert`` for ``charger`` (:class:`BillingHook`)."""
+    return BillingHook(charger)
 
 
 def _refusal(error: HeraldError) -> Rejected:

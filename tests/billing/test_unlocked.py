@@ -213,3 +213,64 @@ async def test_a_reseller_spent_meanwhile_makes_the_batch_stale(pool):
         results = await charger.charge(a, [msg(client_id, f"a{i}") for i in range(4)])
         assert [r.ok for r in results] == [True, True, False, False]
         assert await balance(a, reseller_id) == D("0.02")
+
+
+def _along(refs: list[str]) -> tuple[str, list]:
+    """A caller's own WITH item for apply(along=...): one row per ref in a temporary table."""
+    return "mine AS (INSERT INTO along_rows SELECT unnest($1::text[]))", [refs]
+
+
+async def test_apply_writes_the_callers_rows_and_the_charges_in_one_statement(pool):
+    async with pool.acquire() as conn:
+        client_id = await _client(conn, "Along")
+    charger = Charger()
+    refs = [f"a{i}" for i in range(3)]
+    async with pool.acquire() as a:
+        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
+        results, pending = await charger.charge_unlocked(a, [msg(client_id, r) for r in refs])  # no transaction
+        assert pending.single_statement and all(r.ok for r in results)
+        await pending.apply(a, along=_along(refs))
+        assert not a.is_in_transaction()
+        assert sorted(await a.fetchval("SELECT array_agg(ref) FROM along_rows")) == refs
+        linked = dict(await a.fetch("SELECT ref, transaction_id FROM charges WHERE partner_id = $1", client_id))
+        assert pending.ledger_ids == linked and set(linked) == set(refs)
+        assert await balance(a, client_id) == D("9.70")
+        assert await ledger_sum(a, client_id) == D("9.70")
+
+
+async def test_a_failed_guard_undoes_the_whole_statement(pool):
+    async with pool.acquire() as conn:
+        client_id = await _client(conn, "Along stale", balance="0.30")
+    charger = Charger()
+    refs = [f"a{i}" for i in range(3)]
+    async with pool.acquire() as a, pool.acquire() as b:
+        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
+        _, pending = await charger.charge_unlocked(a, [msg(client_id, r) for r in refs])
+        await b.execute("UPDATE partners SET balance = balance - 0.05 WHERE id = $1", client_id)
+        with pytest.raises(StaleSnapshot):
+            await pending.apply(a, along=_along(refs))
+        # Nothing of the statement stayed: neither the caller's rows nor billing's.
+        assert await a.fetchval("SELECT count(*) FROM along_rows") == 0
+        assert await a.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1", client_id) == 0
+        assert await a.fetchval("SELECT count(*) FROM transactions WHERE partner_id = $1 AND type = 'api'",
+                                client_id) == 0
+        assert await balance(a, client_id) == D("0.25")
+
+
+async def test_along_needs_a_single_statement_batch_and_goes_alone_when_nothing_is_charged(pool):
+    async with pool.acquire() as conn:
+        chained = await _client(conn, "Along chained", under_reseller=True)
+        blocked = await _client(conn, "Along blocked")
+        await conn.execute("UPDATE partners SET status = 'blocked' WHERE id = $1", blocked)
+    charger = Charger()
+    async with pool.acquire() as a:
+        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
+        _, pending = await charger.charge_unlocked(a, [msg(chained, "c")])
+        assert not pending.single_statement   # two payers: lock, check, then take
+        with pytest.raises(RuntimeError):
+            await pending.apply(a, along=_along(["c"]))
+        results, pending = await charger.charge_unlocked(a, [msg(blocked, "b")])
+        assert not results[0].ok
+        await pending.apply(a, along=_along(["b"]))
+        assert await a.fetchval("SELECT array_agg(ref) FROM along_rows") == ["b"]
+        assert await a.fetchval("SELECT count(*) FROM charges WHERE ref = ANY('{b,c}')") == 0

@@ -10,7 +10,15 @@ from gateway import routing, stoplist
 from gateway.commit import GroupCommitWriter
 from gateway.messages import Status, get_message
 from gateway.msisdn import NumberRules
-from gateway.pipeline import Accepted, Pipeline, Reason, Rejected, Submission, billing_hook
+from gateway.pipeline import (
+    Accepted,
+    BillingHook,
+    Pipeline,
+    Reason,
+    Rejected,
+    Submission,
+    billing_hook,
+)
 from tests.gateway.world import DE_MOBILE, RU_MOBILE, SENDER, balance, make_world
 
 
@@ -207,3 +215,43 @@ async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(
                                    world.partner_id) == 2
         assert await conn.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1",
                                    world.partner_id) == 2
+
+
+async def test_the_one_statement_batch_is_undone_whole_and_charged_again(pool, redis, settings):
+    """Without after_insert the usual batch is one statement that commits alone: a balance
+    spent between its pricing and that statement leaves none of its rows, and the batch
+    goes round again under the lock."""
+    world = await make_world(pool, balance="0.20")
+    spent = False
+
+    class SpendAfterPricing(BillingHook):
+        async def __call__(self, conn, msgs, *, careful=False):
+            nonlocal spent
+            got = await super().__call__(conn, msgs, careful=careful)
+            if not careful and not spent:
+                spent = True
+                await pool.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1",
+                                   world.partner_id)
+            return got
+
+    charger = Charger()
+    writer = GroupCommitWriter(pool, before_insert=SpendAfterPricing(charger))
+    p = Pipeline(pool, redis, settings, writer=writer, charger=charger)
+    await writer.start()
+    await p.start()
+    try:
+        results = await p.submit([sub(world, text=f"m{i}") for i in range(4)])  # 0.05 each
+    finally:
+        await p.stop()
+        await writer.stop()
+    assert writer.stats.retried_batches == 1
+    assert [isinstance(r, Accepted) for r in results] == [True, True, False, False]
+    assert await balance(pool, world.partner_id) == Decimal("0")
+    async with pool.acquire() as conn:
+        for table, column in (("messages", "partner_id"), ("charges", "partner_id")):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = $1",
+                                       world.partner_id) == 2
+        assert await conn.fetchval("SELECT count(*) FROM send_queue") == 2
+        assert await conn.fetchval(
+            "SELECT count(*) FROM transactions WHERE partner_id = $1 AND amount < 0",
+            world.partner_id) == 1
