@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
+import pytest
+
 from billing.charging import Charger
 from gateway import routing, stoplist
 from gateway.commit import GroupCommitWriter
@@ -184,20 +186,38 @@ def test_number_rules_agree_with_phonenumbers():
     assert rules.normalise("+4477009001２3") is None  # full-width digit
 
 
-async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(pool, redis, settings):
-    """The writer prices without the partner's lock; funds spent meanwhile send it round again."""
+@pytest.mark.parametrize("spent_at", ["in_the_transaction", "before_the_one_statement"])
+async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(pool, redis, settings,
+                                                                                spent_at):
+    """The writer prices without the partner's lock; funds spent meanwhile send it round again.
+
+    With an ``after_insert`` the batch is written in a transaction and the payment lands
+    inside it; without, the usual batch is one statement that commits alone and the
+    payment lands between its pricing and that statement. Either way none of the first
+    attempt's rows stay."""
     world = await make_world(pool, balance="0.20")
     spent = False
 
-    async def spend_meanwhile(conn, accepted):
+    async def spend() -> None:
         nonlocal spent
         if not spent:  # between the unlocked pricing and the debit, another payment lands
             spent = True
             await pool.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1",
                                world.partner_id)
 
+    class SpendAfterPricing(BillingHook):
+        async def __call__(self, conn, msgs, *, careful=False):
+            got = await super().__call__(conn, msgs, careful=careful)
+            if not careful:
+                await spend()
+            return got
+
     charger = Charger()
-    writer = GroupCommitWriter(pool, before_insert=billing_hook(charger), after_insert=spend_meanwhile)
+    if spent_at == "in_the_transaction":
+        writer = GroupCommitWriter(pool, before_insert=billing_hook(charger),
+                                   after_insert=lambda conn, accepted: spend())
+    else:
+        writer = GroupCommitWriter(pool, before_insert=SpendAfterPricing(charger))
     p = Pipeline(pool, redis, settings, writer=writer, charger=charger)
     await writer.start()
     await p.start()
@@ -211,45 +231,8 @@ async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(
     assert results[2].reason == Reason.INSUFFICIENT_BALANCE
     assert await balance(pool, world.partner_id) == Decimal("0")
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT count(*) FROM messages WHERE partner_id = $1",
-                                   world.partner_id) == 2
-        assert await conn.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1",
-                                   world.partner_id) == 2
-
-
-async def test_the_one_statement_batch_is_undone_whole_and_charged_again(pool, redis, settings):
-    """Without after_insert the usual batch is one statement that commits alone: a balance
-    spent between its pricing and that statement leaves none of its rows, and the batch
-    goes round again under the lock."""
-    world = await make_world(pool, balance="0.20")
-    spent = False
-
-    class SpendAfterPricing(BillingHook):
-        async def __call__(self, conn, msgs, *, careful=False):
-            nonlocal spent
-            got = await super().__call__(conn, msgs, careful=careful)
-            if not careful and not spent:
-                spent = True
-                await pool.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1",
-                                   world.partner_id)
-            return got
-
-    charger = Charger()
-    writer = GroupCommitWriter(pool, before_insert=SpendAfterPricing(charger))
-    p = Pipeline(pool, redis, settings, writer=writer, charger=charger)
-    await writer.start()
-    await p.start()
-    try:
-        results = await p.submit([sub(world, text=f"m{i}") for i in range(4)])  # 0.05 each
-    finally:
-        await p.stop()
-        await writer.stop()
-    assert writer.stats.retried_batches == 1
-    assert [isinstance(r, Accepted) for r in results] == [True, True, False, False]
-    assert await balance(pool, world.partner_id) == Decimal("0")
-    async with pool.acquire() as conn:
-        for table, column in (("messages", "partner_id"), ("charges", "partner_id")):
-            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE {column} = $1",
+        for table in ("messages", "charges"):
+            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE partner_id = $1",
                                        world.partner_id) == 2
         assert await conn.fetchval("SELECT count(*) FROM send_queue") == 2
         assert await conn.fetchval(

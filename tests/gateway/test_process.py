@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
@@ -72,8 +76,6 @@ class Serve:
         )
 
     def health(self, timeout: float = 60) -> dict:
-        import json
-
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -170,12 +172,28 @@ def _wait(check, timeout: float = 30.0):
     raise AssertionError("condition not met in time")
 
 
+@contextlib.contextmanager
+def _stops_clean(serve: Serve, var_dir: Path) -> Iterator[None]:
+    """Around checks on a parent with workers: if they fail, kill the whole process tree;
+    if they pass, SIGTERM must stop it with exit code 0 and no embedded server left."""
+    try:
+        yield
+    except BaseException:
+        for proc in psutil.Process(serve.proc.pid).children(recursive=True):
+            proc.kill()
+        serve.proc.kill()
+        raise
+    serve.stop(signal.SIGTERM)
+    assert serve.proc.returncode == 0, serve.output()
+    assert _server_processes(var_dir) == []
+
+
 def test_workers_share_the_ports_and_come_back_when_they_die(var_dir):
     from smpp.codec import decode, encode
     from smpp.pdu import BindTransceiver
 
     serve = Serve(var_dir, HERALD_WORKERS="2")
-    try:
+    with _stops_clean(serve, var_dir):
         assert serve.health()["http"] == 200
         workers = _wait(lambda: len(_workers(serve)) == 2 and _workers(serve))
         for worker in workers:  # each worker listens on both shared ports itself
@@ -199,23 +217,12 @@ def test_workers_share_the_ports_and_come_back_when_they_die(var_dir):
                                   and _workers(serve)))
         assert "event=worker_died" in serve.output()
         assert serve.health()["http"] == 200
-    except BaseException:
-        for proc in psutil.Process(serve.proc.pid).children(recursive=True):
-            proc.kill()
-        serve.proc.kill()
-        raise
-    serve.stop(signal.SIGTERM)
-    assert serve.proc.returncode == 0, serve.output()
     for proc in replaced:
         assert not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
-    assert _server_processes(var_dir) == []
 
 
 def _get(port: int, path: str) -> tuple[int, dict]:
     """Status and JSON body of ``GET path``, whatever the status."""
-    import json
-    import urllib.error
-
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
             return r.status, json.loads(r.read())
@@ -225,7 +232,7 @@ def _get(port: int, path: str) -> tuple[int, dict]:
 
 def test_healthz_says_which_role_the_answering_worker_has(var_dir):
     serve = Serve(var_dir, HERALD_WORKERS="2", HERALD_WORKER_ROLES="ingress,egress")
-    try:
+    with _stops_clean(serve, var_dir):
         serve.health()
         seen: dict[int, dict] = {}
 
@@ -251,14 +258,6 @@ def test_healthz_says_which_role_the_answering_worker_has(var_dir):
 
         _wait(asked_both)
         assert answers == {1: 200, 2: 404}
-    except BaseException:
-        for proc in psutil.Process(serve.proc.pid).children(recursive=True):
-            proc.kill()
-        serve.proc.kill()
-        raise
-    serve.stop(signal.SIGTERM)
-    assert serve.proc.returncode == 0, serve.output()
-    assert _server_processes(var_dir) == []
 
 
 def _read_pdu(sock: socket.socket) -> bytes:
