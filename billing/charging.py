@@ -34,8 +34,9 @@ caller charges the batch again with :meth:`Charger.charge`. For the usual
 batch (one payer, no pack) rows, check and debit are one statement, which a
 failed check aborts whole (``herald_require``, migration 0430); the caller's
 own rows may join it (``along``: the group commit's messages and queue rows),
-and the batch is then stored in one round trip that commits alone. The lock then lasts from the debit to the commit,
-not for the pricing and the writing of thousands of rows. A stale read can
+and the batch is then stored in one round trip that commits alone. The lock
+then lasts from the debit to the commit (or the statement's end), not for the
+pricing and the writing of thousands of rows. A stale read can
 only refuse a message that a later read would have accepted (funds that
 arrived meanwhile), the same answer as if the batch had come a moment earlier.
 
@@ -542,8 +543,8 @@ async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Deci
     Raises :class:`StaleSnapshot`, the statement undone, when the debit's guard failed."""
     details: dict[DetailKey, list] = {}
     accepted = [d for d in decisions if d.ok]
-    if not accepted and debit is None and along is None:
-        return {}
+    if not accepted and debit is None:
+        return {}  # nothing accepted under the lock (apply returns before this)
     for d in accepted:
         req = d.request
         head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
