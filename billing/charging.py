@@ -351,8 +351,9 @@ def _ledger_args(details: dict[DetailKey, list], parents: dict[int, int], curren
     ]
 
 
-# A caller's WITH items (``name AS (…)``, numbered from $1) and their arguments, written by
-# the same statement as a batch's charges (PendingDebit.apply).
+# A caller's WITH items (``name AS (…)``, numbered from $1; names other than the g, t, d, c
+# and debit used here) and their arguments, written by the same statement as a batch's
+# charges (PendingDebit.apply).
 Along = tuple[str, Sequence[object]]
 
 
