@@ -173,13 +173,21 @@ def settings(db_url: str, redis_url: str, tmp_path: Path) -> Settings:
 
 @pytest_asyncio.fixture(loop_scope="session")
 async def make_client() -> AsyncIterator[Callable]:
-    """``await make_client(app)`` gives an aiohttp TestClient, closed after the test."""
+    """``await make_client(app)`` gives an aiohttp TestClient, closed after the test.
+
+    Clients of one application share its server (each with its own cookies), so the
+    application starts once: starting it again would run its start-up a second time.
+    """
     from aiohttp.test_utils import TestClient, TestServer
 
     clients: list[TestClient] = []
+    servers: dict[int, TestServer] = {}
 
     async def factory(app, **kwargs) -> TestClient:
-        client = TestClient(TestServer(app), **kwargs)
+        server = servers.get(id(app))
+        if server is None:
+            server = servers[id(app)] = TestServer(app)
+        client = TestClient(server, **kwargs)
         await client.start_server()
         clients.append(client)
         return client
