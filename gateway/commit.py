@@ -401,15 +401,15 @@ class GroupCommitWriter(GroupCommit[NewMessage, Outcome]):
         else:
             outcomes = msgs
         accepted = [o for o in outcomes if isinstance(o, NewMessage)]
-        if self._after is None:
+        if self._after is None and (finish is None or finish.single_statement):
             along = queue.store_items(accepted)
-            if along is not None and finish is not None and finish.single_statement:
+            if finish is None and (along is not None or not accepted):
+                await queue.insert_and_enqueue(conn, accepted, items=along)  # one statement, or nothing
+                return outcomes
+            if along is not None and finish is not None:
                 # The usual batch: messages, queue rows, ledger, charges and debit in one
                 # statement that commits alone; a failed guard undoes all of it.
                 await finish.apply(conn, along=along)
-                return outcomes
-            if finish is None and (along is not None or not accepted):
-                await queue.insert_and_enqueue(conn, accepted)  # one statement, or nothing
                 return outcomes
         async with conn.transaction():
             await self._write(conn, accepted, finish)

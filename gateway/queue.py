@@ -17,7 +17,7 @@ message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``):
 
     enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.commit
     enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
-    insert_and_enqueue(conn, new_messages) -> None           # store them, queue those with a route
+    insert_and_enqueue(conn, new_messages, items=None) -> None   # store them, queue those with a route
     store_items(new_messages) -> (sql, args) | None          # the same as WITH items of a larger statement
     claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
     complete(conn, worker_id, message_id) -> bool             # vendor accepted it
@@ -159,13 +159,16 @@ def store_items(msgs: Sequence[NewMessage]) -> tuple[str, list] | None:
     return _STORE_ITEMS, [*unnest_args(msgs), ids, routes, vendors, not_before]
 
 
-async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
+async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage], *,
+                             items: tuple[str, list] | None = None) -> None:
     """Store ``msgs`` and queue each one that has a route, from its ``scheduled_for``
     (inside the caller's transaction; up to :data:`UNNEST_MAX_ROWS` messages it is one
-    statement, which may also run alone)."""
+    statement, which may also run alone). ``items``: :func:`store_items` of ``msgs`` when
+    the caller already built them."""
     if not msgs:
         return
-    items = store_items(msgs)
+    if items is None:
+        items = store_items(msgs)
     if items is None:
         await insert_messages(conn, msgs)
         await enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in msgs if m.route])
