@@ -40,16 +40,18 @@ from pathlib import Path
 import aiohttp
 import psutil
 
-from billing import ledger, plans, senders
-from billing.partners import NewPartner, create_partner
+from accounts import senders
+from accounts.partners import NewPartner, create_partner
+from accounts.tenancy import load_scope, owner_scope
+from billing import ledger, plans
 from billing.rates import RateRow
-from billing.tenancy import load_scope, owner_scope
 from billing.vendors import NewVendor, create_vendor
 from config.settings import load_settings
-from gateway import apikeys, routing
-from gateway.app import open_pool
-from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from gateway.main import Herald
+from gateway.accept import routing
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from gateway.intake import apikeys
+from gateway.runtime.main import Herald
 
 
 async def _world(url: str) -> str:
@@ -192,7 +194,7 @@ async def _main_served(args: argparse.Namespace) -> None:
                    HERALD_DB_POOL_SIZE="20",
                    HERALD_WORKERS=str(args.workers))
         proc = await asyncio.to_thread(
-            subprocess.Popen, [sys.executable, "-m", "gateway.cli", "serve"], env=env)
+            subprocess.Popen, [sys.executable, "-m", "gateway.runtime.cli", "serve"], env=env)
         base = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             for _ in range(300):

@@ -31,16 +31,16 @@ from pathlib import Path
 import asyncpg
 import psutil
 
+from accounts.partners import NewPartner, create_partner
+from accounts.tenancy import load_scope, owner_scope
 from billing import ledger, plans
 from billing.charging import Charger
-from billing.partners import NewPartner, create_partner
 from billing.pricing import ChargeRequest, price_batch
 from billing.rates import RateRow
-from billing.tenancy import load_scope, owner_scope
-from gateway.app import open_pool
-from gateway.embedded import EmbeddedPostgres
-from gateway.migrate import migrate
-from gateway.seed import seed_system_owner
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres
+from gateway.base.migrate import migrate
+from gateway.base.seed import seed_system_owner
 
 MCCS = [f"{m}" for m in range(200, 750, 1)][:250]
 

@@ -6,7 +6,7 @@ per-message objects, so it costs a few µs a message and is never what limits
 the figure), Herald (a ``herald serve`` subprocess on the embedded PostgreSQL
 and Redis, or on ``DATABASE_URL`` / ``REDIS_URL`` when set — a fresh database
 is created on that server), and the carrier simulator
-(:class:`gateway.simulator.CarrierSimulator` in a child process, receipts after
+(:class:`smpp.simulator.CarrierSimulator` in a child process, receipts after
 0.5 s). The load is spread over ``--connections`` transceiver binds of
 ``--window`` requests in flight each (default 4 x 100), every message asking
 for a delivery receipt. ``--loadgen-process`` moves the load client to a child
@@ -55,9 +55,9 @@ import asyncpg
 import psutil
 
 from bench.loadgen import LoadClient, LoadProcess, RunStats, open_load
-from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from gateway.migrate import migrate
-from gateway.seed import seed_system_owner
+from gateway.base.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from gateway.base.migrate import migrate
+from gateway.base.seed import seed_system_owner
 
 CONNECTIONS = 4
 WINDOW = 100
@@ -66,12 +66,12 @@ PACED_OFFSET = 1_000_000   # message indices (and so destinations) of the paced 
 
 
 def _sim_process(port_out, stop_in, counts_out) -> None:
-    from gateway.simulator import CarrierSimulator, SimConfig
+    from smpp.simulator import CarrierSimulator, SimConfig
 
     async def run() -> None:
         sim = CarrierSimulator(SimConfig(receipt_delay=0.5, window=200))
         await sim.start()
-        # The collector tuned as Herald tunes its own (gateway.main): the simulator
+        # The collector tuned as Herald tunes its own (gateway.runtime.main): the simulator
         # keeps every message it accepted, and full collections walking them all
         # would otherwise cost it a good part of its CPU under a flood.
         gc.collect()
@@ -137,8 +137,8 @@ def _postmaster(data_dir: Path) -> psutil.Process | None:
 
 async def _prepare(db_url: str, sim_port: int, binds: int = 4) -> None:
     from billing.vendors import NewVendor  # noqa: F401 - make_world uses the domain API
-    from gateway.app import open_pool
-    from gateway.smpp_accounts import create_account
+    from gateway.base.app import open_pool
+    from gateway.intake.smpp_accounts import create_account
     from tests.gateway.world import make_world
 
     conn = await asyncpg.connect(db_url)
@@ -161,7 +161,7 @@ async def _prepare(db_url: str, sim_port: int, binds: int = 4) -> None:
 def _start_herald(env: dict, log_path: Path, profile_to: str) -> subprocess.Popen:
     profile = ["-m", "cProfile", "-o", profile_to] if profile_to else []
     with log_path.open("w") as log:
-        return subprocess.Popen([sys.executable, *profile, "-m", "gateway.cli", "serve"], env=env,
+        return subprocess.Popen([sys.executable, *profile, "-m", "gateway.runtime.cli", "serve"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
 
 

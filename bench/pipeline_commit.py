@@ -32,12 +32,12 @@ from pathlib import Path
 
 import asyncpg
 
-from gateway.app import open_pool
-from gateway.commit import GroupCommitWriter
-from gateway.embedded import EmbeddedPostgres
-from gateway.messages import NewMessage, Status, insert_messages
-from gateway.migrate import migrate
-from gateway.seed import seed_system_owner
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres
+from gateway.base.migrate import migrate
+from gateway.base.seed import seed_system_owner
+from gateway.store.commit import GroupCommitWriter
+from gateway.store.messages import NewMessage, Status, insert_messages
 
 PRICE = Decimal("0.010000")
 

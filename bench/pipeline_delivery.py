@@ -25,11 +25,11 @@ import time
 from pathlib import Path
 
 from bench.pipeline_commit import _msg, _prepare
-from gateway.app import open_pool
-from gateway.commit import GroupCommitWriter
-from gateway.delivery import Accepted, ReceiptWriter, SendWorker, record_receipt
-from gateway.embedded import EmbeddedPostgres
-from gateway.messages import Event, ReceiptUpdate, Status
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres
+from gateway.send.delivery import Accepted, ReceiptWriter, SendWorker, record_receipt
+from gateway.store.commit import GroupCommitWriter
+from gateway.store.messages import Event, ReceiptUpdate, Status
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -387,7 +387,7 @@ class PendingDebit:
         the messages counted on it; the transaction must then be rolled back.
 
         ``along``: the caller's own WITH items and arguments (e.g. the batch's
-        messages, :func:`gateway.queue.store_items`), written by the same
+        messages, :func:`gateway.store.queue.store_items`), written by the same
         statement; only when :attr:`single_statement`. That statement writes
         everything or nothing, so it may run outside a transaction and commit
         alone (one round trip for the whole batch).

@@ -18,9 +18,9 @@ from decimal import Decimal
 
 import asyncpg
 
+from accounts.tenancy import VISIBLE, Conn, Scope, managed_partner, visible_partner
 from billing.errors import InsufficientBalance
 from billing.mcc import COUNTRIES_BY_MCC
-from billing.tenancy import VISIBLE, Conn, Scope, managed_partner, visible_partner
 from config.errors import Invalid, NotFound
 
 TRANSACTION_TYPES = ("campaign", "pack_purchase", "topup", "payment", "api", "mo_reply", "refund", "smpp")

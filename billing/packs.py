@@ -18,9 +18,9 @@ from typing import Literal
 
 import asyncpg
 
+from accounts.tenancy import Conn, Scope, managed_partner, visible_partner
 from billing.ledger import post
 from billing.mcc import MCCS_BY_COUNTRY, mccs_for_countries
-from billing.tenancy import Conn, Scope, managed_partner, visible_partner
 from config.errors import Conflict, Forbidden, Invalid, NotFound
 
 BillingMode = Literal["submitted", "delivered"]

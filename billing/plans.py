@@ -23,10 +23,10 @@ from typing import Literal
 
 import asyncpg
 
+from accounts.tenancy import Conn, Scope, managed_partner, visible_partner
 from billing.pricing import Traffic
 from billing.rates import RateRow, RateTable, parse_rates_csv, rates_to_csv
 from billing.refbook import ImportReport, RejectedRow
-from billing.tenancy import Conn, Scope, managed_partner, visible_partner
 from config.errors import Conflict, Forbidden, Invalid, NotFound
 
 TRAFFICS: tuple[Traffic, ...] = ("sms", "viber_promotion", "viber_transaction")

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from accounts.tenancy import Conn, Scope, require_owner
 from billing.mcc import COUNTRIES_BY_MCC, main_mcc
-from billing.tenancy import Conn, Scope, require_owner
 from config.errors import Invalid
 
 HEADER = ("prefix", "mcc", "mnc", "country", "network")

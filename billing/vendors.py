@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
+from accounts.tenancy import Conn, Scope, require_owner
 from billing.rates import RateRow, parse_rates_csv, rates_to_csv
 from billing.refbook import ImportReport
-from billing.tenancy import Conn, Scope, require_owner
 from config.errors import Conflict, Invalid, NotFound
 
 BindType = Literal["transceiver", "transmitter", "receiver"]
@@ -44,7 +44,7 @@ class Vendor:
     enabled: bool
     created_at: datetime
     updated_at: datetime
-    exclusive_bind: bool = False  # one bind across all processes (gateway.connectors)
+    exclusive_bind: bool = False  # one bind across all processes (gateway.send.connectors)
 
 
 _COLUMNS = ", ".join(f"v.{f.name}" for f in fields(Vendor))

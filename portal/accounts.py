@@ -2,9 +2,9 @@
 
 An :class:`Account` is a user joined with the partner it acts for (balance,
 currency, supervising partner's e-mail), loaded once per request. Password
-hashing is billing's (argon2id, ``billing.users``); here it runs in a worker
+hashing is billing's (argon2id, ``accounts.users``); here it runs in a worker
 thread so that a sign-in never stalls the event loop. The end-user partner
-created at sign-up is made by ``billing.partners`` acting as the portal's owner.
+created at sign-up is made by ``accounts.partners`` acting as the portal's owner.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any
 
 import asyncpg
 
-from billing import users as billing_users
-from billing.partners import NewPartner, create_partner
-from billing.tenancy import load_scope
+from accounts import users as billing_users
+from accounts.partners import NewPartner, create_partner
+from accounts.tenancy import load_scope
 from config.errors import Conflict, Invalid
 from portal.i18n import N_
 from portal.tenancy import Portal

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp_session import Session, get_session
 
 from config.errors import Forbidden
-from gateway.app import DB, REDIS
+from gateway.base.app import DB, REDIS
 from portal import accounts, csrf, sessions, throttle
 from portal.accounts import Account
 from portal.tenancy import Portal

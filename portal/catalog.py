@@ -24,13 +24,12 @@ from portal.i18n import DOMAIN, LANGUAGES, LOCALE_DIR
 ROOT = Path(__file__).resolve().parent.parent
 PORTAL_DIR = ROOT / "portal"
 EXTRA_SOURCES = (
-    ROOT / "gateway" / "apikeys.py",
+    ROOT / "gateway" / "intake" / "apikeys.py",
     # Domain errors the Admin Panel's forms show next to their fields.
-    *(ROOT / "billing" / f"{name}.py" for name in (
-        "partners", "portals", "users", "senders", "vendors", "plans", "packs", "ledger", "refbook", "rates",
-        "tenancy")),
-    ROOT / "gateway" / "smpp_accounts.py",
-    ROOT / "gateway" / "routing.py",  # route form errors (Admin Panel, Message routes)
+    *(ROOT / "accounts" / f"{name}.py" for name in ("partners", "portals", "users", "senders", "tenancy")),
+    *(ROOT / "billing" / f"{name}.py" for name in ("vendors", "plans", "packs", "ledger", "refbook", "rates")),
+    ROOT / "gateway" / "intake" / "smpp_accounts.py",
+    ROOT / "gateway" / "accept" / "routing.py",  # route form errors (Admin Panel, Message routes)
 )
 
 KEYWORDS = {
@@ -66,7 +65,8 @@ def extract() -> Catalog:
     for filename, lineno, message, comments, context in _messages():
         if not message or (isinstance(message, tuple) and not message[0]):
             continue
-        location = filename if filename.startswith(("portal", "gateway")) else f"portal/{filename}"
+        top = filename.split("/", 1)[0]
+        location = filename if top in ("portal", "gateway", "billing", "accounts") else f"portal/{filename}"
         template.add(message, None, [(location, lineno)], auto_comments=comments, context=context)
     return template
 
@@ -101,7 +101,10 @@ def update() -> None:
     template = extract()
     for language in LANGUAGES:
         catalog = load(language)
+        created = catalog.creation_date
         catalog.update(template, no_fuzzy_matching=True)
+        # A fixed header date: branches that each add messages then merge cleanly.
+        catalog.creation_date = created
         catalog.obsolete.clear()
         save(catalog, language)
 

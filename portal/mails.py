@@ -13,8 +13,8 @@ from email.utils import formataddr, parseaddr
 import aiohttp_jinja2
 from aiohttp import web
 
-from gateway.app import SETTINGS
-from gateway.mail import send_mail
+from gateway.base.app import SETTINGS
+from gateway.base.mail import send_mail
 from portal import i18n
 from portal.render import CATALOGS
 from portal.tenancy import Portal, brand_color

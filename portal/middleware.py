@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from config.errors import HeraldError, NotFound
-from gateway.app import DB, REDIS
+from gateway.base.app import DB, REDIS
 from portal import accounts, i18n, sessions
 from portal.auth import GENERATION, PORTAL, PORTAL_MATCHED, UID, USER
 from portal.i18n import N_

@@ -15,7 +15,7 @@ import aiohttp_jinja2
 from aiohttp import web
 from aiohttp_session import SESSION_KEY, Session, get_session
 
-from gateway.app import SETTINGS
+from gateway.base.app import SETTINGS
 from portal import csrf, i18n, menu
 from portal.auth import PORTAL, PORTAL_MATCHED, user_of
 from portal.menu import MenuEntry

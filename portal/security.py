@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.app import DB
+from gateway.base.app import DB
 from portal import accounts, mails, twofactor
 from portal.accounts import Account
 from portal.i18n import N_

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp_session import AbstractStorage, Session, get_session, new_session
 
-from gateway.app import REDIS
+from gateway.base.app import REDIS
 
 COOKIE_NAME = "herald_session"
 IDLE_TIMEOUT = 12 * 3600  # seconds a session lives without a request

@@ -1,6 +1,6 @@
 """Which portal a request is for, and the white-label look it brings.
 
-Portals are billing's aggregate (``billing.portals``): found from the
+Portals are billing's aggregate (``accounts.portals``): found from the
 request's Host, else the default portal. The portal record carries the look
 (name, logo, primary colour, support e-mail) and the access rules (self
 sign-up, mandatory 2FA, languages). This module adds what the web layer needs
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-from billing.portals import Portal, normalise_host, portal_for_host
+from accounts.portals import Portal, normalise_host, portal_for_host
 from config.errors import Invalid
 
 __all__ = ["Portal", "brand_color", "contrast_text", "has_terms", "portal_for_request", "shade"]

@@ -1,6 +1,6 @@
 """The Campaign Portal on the Herald application: ``setup(app)`` is all it takes.
 
-Called by ``gateway.main.build_app``. It installs templates (aiohttp-jinja2
+Called by ``gateway.runtime.main.build_app``. It installs templates (aiohttp-jinja2
 with gettext), sessions in Redis, the portal and CSRF middlewares, static
 files and every page's routes.
 """
@@ -14,7 +14,7 @@ import jinja2
 from aiohttp import web
 from aiohttp_session import session_middleware
 
-from gateway.app import SETTINGS
+from gateway.base.app import SETTINGS
 from portal import csrf, i18n
 from portal.middleware import is_portal_request, portal_middleware
 from portal.pages import ROUTE_TABLES

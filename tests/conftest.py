@@ -29,10 +29,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from config.settings import Settings, load_settings
-from gateway.app import open_pool
-from gateway.embedded import EmbeddedPostgres, EmbeddedRedis
-from gateway.migrate import migrate
-from gateway.seed import seed_system_owner
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres, EmbeddedRedis
+from gateway.base.migrate import migrate
+from gateway.base.seed import seed_system_owner
 
 ADMIN_EMAIL = "admin@herald.test"
 ADMIN_PASSWORD = "admin-password-1"
@@ -132,7 +132,7 @@ async def shared_db_url(pg_url: str, template_url: str) -> AsyncIterator[str]:
 async def conn(shared_db_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection inside a transaction that is rolled back after the test."""
     connection = await asyncpg.connect(shared_db_url)
-    from gateway.app import _init_connection
+    from gateway.base.app import _init_connection
 
     await _init_connection(connection)
     tx = connection.transaction()

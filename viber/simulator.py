@@ -270,5 +270,5 @@ def _run(args: argparse.Namespace) -> None:
 
 
 def cli_command() -> tuple[str, Any, Any]:
-    """``herald viber-sim``: (help, add_args(parser), func(args)) for gateway.cli."""
+    """``herald viber-sim``: (help, add_args(parser), func(args)) for gateway.runtime.cli."""
     return "run the Viber provider simulator", _add_args, _run

@@ -1,6 +1,6 @@
 """What every Admin Panel page shares: the guard, the acting scope, rendering in the admin frame.
 
-Pages act as the signed-in user's partner through a :class:`billing.tenancy.Scope`,
+Pages act as the signed-in user's partner through a :class:`accounts.tenancy.Scope`,
 so billing answers NotFound for anything outside that partner's subtree and
 the middleware turns it into a 404 page. Tables here page by id: the lists
 of an admin's subtree are small enough to filter in memory (see
@@ -16,9 +16,9 @@ from typing import Any
 
 from aiohttp import web
 
-from billing.tenancy import Scope
+from accounts.tenancy import Scope
 from config.errors import Invalid, NotFound
-from gateway.app import DB
+from gateway.base.app import DB
 from portal import tables
 from portal.auth import require_role, signed_in
 from portal.i18n import N_

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from billing import partners
+from accounts import partners
 from portal.admin.common import db, scope_of
 from portal.forms import Field, Form
 from portal.i18n import N_

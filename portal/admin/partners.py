@@ -7,8 +7,9 @@ from decimal import Decimal
 
 from aiohttp import web
 
-from billing import ledger, partners, plans
-from billing.partners import NewPartner
+from accounts import partners
+from accounts.partners import NewPartner
+from billing import ledger, plans
 from config.errors import HeraldError, Invalid
 from portal import i18n, tables
 from portal.admin.common import (

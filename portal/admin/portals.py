@@ -6,7 +6,7 @@ import re
 
 from aiohttp import web
 
-from billing import portals
+from accounts import portals
 from config.errors import HeraldError, Invalid
 from portal import accounts, i18n, security, tables
 from portal.admin.common import (

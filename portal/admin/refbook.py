@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from accounts.tenancy import require_owner
 from billing import refbook
-from billing.tenancy import require_owner
 from config.errors import HeraldError
 from portal import i18n
 from portal.admin.common import admin_only, db, page, scope_of

@@ -2,14 +2,14 @@
 
 Routes are the system's choice of carriers, so only the system owner sees
 this screen; resellers get 403, as on Vendors and the Reference book (the
-menu entry is owner-only too). A route here is a :class:`gateway.routing.Rule`:
+menu entry is owner-only too). A route here is a :class:`gateway.accept.routing.Rule`:
 a channel, one match (a number prefix, an MCC or MCCMNC, or nothing for the
 channel's default route) and its vendors, primary first. Routes are not
-partner-specific: ``gateway.routing`` has no such rule.
+partner-specific: ``gateway.accept.routing`` has no such rule.
 
-Every query and rule lives in :mod:`gateway.routing`; this module parses
+Every query and rule lives in :mod:`gateway.accept.routing`; this module parses
 forms and renders. "Test a number" runs the pipeline's own decision
-(:func:`gateway.routing.explain`) on the routes as stored right now, with the
+(:func:`gateway.accept.routing.explain`) on the routes as stored right now, with the
 number normalised and looked up in the reference book the way the pipeline does.
 """
 
@@ -21,14 +21,14 @@ from typing import Any
 
 from aiohttp import web
 
+from accounts.tenancy import require_owner
 from billing import vendors
 from billing.mcc import COUNTRIES_BY_MCC
-from billing.tenancy import require_owner
 from config.errors import HeraldError, Invalid
-from gateway import routing
-from gateway.keys import PIPELINE
-from gateway.msisdn import NumberRules
-from gateway.routing import RuleKey
+from gateway.accept import routing
+from gateway.accept.keys import PIPELINE
+from gateway.accept.msisdn import NumberRules
+from gateway.accept.routing import RuleKey
 from portal import i18n, tables
 from portal.admin.common import admin_only, badge, button, db, link, load_table, page, scope_of
 from portal.forms import Field, Form

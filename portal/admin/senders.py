@@ -2,7 +2,7 @@
 
 A reseller's approval passes the request to its parent; the system owner's
 approval enables the sender ID and may set its validity period
-(Campaign Portal guide §7.4, billing.senders).
+(Campaign Portal guide §7.4, accounts.senders).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from billing import partners, senders
+from accounts import partners, senders
 from config.errors import HeraldError, Invalid, NotFound
-from gateway.app import SETTINGS
+from gateway.base.app import SETTINGS
 from portal import i18n, tables
 from portal.admin.common import (
     admin_only,

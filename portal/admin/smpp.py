@@ -1,8 +1,8 @@
 """SMPP accounts of end users: the credentials their systems bind to Herald's SMPP server with.
 
-gateway.smpp_accounts holds the accounts but knows nothing of tenants, so
+gateway.intake.smpp_accounts holds the accounts but knows nothing of tenants, so
 this module checks the tenant first: the account's partner must be in the
-acting partner's subtree (billing.tenancy.visible_partner), else NotFound.
+acting partner's subtree (accounts.tenancy.visible_partner), else NotFound.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import ipaddress
 
 from aiohttp import web
 
-from billing import partners
-from billing.tenancy import VISIBLE, visible_partner
+from accounts import partners
+from accounts.tenancy import VISIBLE, visible_partner
 from config.errors import HeraldError, Invalid, NotFound
-from gateway import smpp_accounts
+from gateway.intake import smpp_accounts
 from portal import i18n, tables
 from portal.admin.common import (
     admin_only,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from billing import partners, users
+from accounts import partners, users
 from config.errors import Forbidden, HeraldError
 from portal import i18n, tables
 from portal.admin.common import (

@@ -1,7 +1,7 @@
 """Vendors (system owner only): SMPP and Viber connection settings, products and their rates.
 
 The bind status column shows the live state every Herald process reports to
-Redis for its bind to the vendor (gateway.bindstatus): bound, connecting or
+Redis for its bind to the vendor (gateway.send.bindstatus): bound, connecting or
 failed with the reason, or "Not connected" when no process binds it.
 """
 
@@ -11,8 +11,8 @@ from aiohttp import web
 
 from billing import vendors
 from config.errors import HeraldError, NotFound
-from gateway import bindstatus
-from gateway.app import REDIS
+from gateway.base.app import REDIS
+from gateway.send import bindstatus
 from portal import i18n, tables
 from portal.admin.common import (
     admin_only,

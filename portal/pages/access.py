@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from config.errors import HeraldError, NotFound
-from gateway.app import DB, REDIS
-from gateway.mail import MailError
+from gateway.base.app import DB, REDIS
+from gateway.base.mail import MailError
 from portal import accounts, captcha, i18n, mails, throttle, tokens, twofactor
 from portal.auth import (
     anonymous_only,

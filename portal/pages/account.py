@@ -6,7 +6,7 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from config.errors import Forbidden, HeraldError
-from gateway.app import DB, REDIS
+from gateway.base.app import DB, REDIS
 from portal import accounts, i18n, twofactor
 from portal.auth import login_required, portal_of, sign_out_everywhere, signed_in
 from portal.forms import Field, Form

@@ -8,8 +8,8 @@ from aiohttp import web
 from aiohttp_session import get_session
 
 from config.errors import HeraldError
-from gateway import apikeys
-from gateway.app import DB, SETTINGS
+from gateway.base.app import DB, SETTINGS
+from gateway.intake import apikeys
 from portal import i18n, tables
 from portal.auth import login_required, signed_in
 from portal.forms import Field, Form

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.app import DB
+from gateway.base.app import DB
 from portal import accounts, i18n, tables
 from portal.auth import login_required, portal_of, safe_next, signed_in, user_of
 from portal.menu import CAMPAIGN_MENU

@@ -14,10 +14,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from billing import senders
-from billing.tenancy import Scope
+from accounts import senders
+from accounts.tenancy import Scope
 from config.errors import HeraldError, Invalid
-from gateway.app import DB, SETTINGS
+from gateway.base.app import DB, SETTINGS
 from portal import i18n, tables
 from portal.auth import login_required, signed_in
 from portal.forms import Field, Form

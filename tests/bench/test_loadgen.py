@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bench.loadgen import LoadError, SubmitTemplate, open_load
-from gateway.simulator import CarrierSimulator, SimConfig
 from smpp.codec import decode
 from smpp.pdu import CommandStatus, SubmitSm
+from smpp.simulator import CarrierSimulator, SimConfig
 
 S = CommandStatus
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 import asyncpg
 import pytest_asyncio
 
+from accounts.partners import NewPartner, Partner, create_partner
+from accounts.tenancy import Scope, load_scope, owner_scope
 from billing import ledger, plans
-from billing.partners import NewPartner, Partner, create_partner
 from billing.rates import RateRow
-from billing.tenancy import Scope, load_scope, owner_scope
 
 
 @pytest_asyncio.fixture(loop_scope="session")

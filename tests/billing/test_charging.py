@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.tenancy import load_scope
 from billing import ledger, packs
 from billing.charging import Charger, charge_messages, refund, settle_delivered
 from billing.pricing import ChargeRequest
-from billing.tenancy import load_scope
 from config.errors import Conflict, Invalid
 from tests.billing.conftest import balance, give_plan, ledger_sum, make_partner
 
@@ -224,7 +224,7 @@ async def test_owner_traffic_is_free_and_still_refundable(conn, owner):
 
 
 async def test_blocked_partner_is_refused(conn, owner):
-    from billing.partners import set_status
+    from accounts.partners import set_status
 
     client = await make_partner(conn, owner, owner.partner_id, "client", "Acme", balance="1")
     await give_plan(conn, owner, client.id, {"250": "0.1"})

@@ -6,9 +6,9 @@ import asyncio
 import random
 from decimal import Decimal
 
+from accounts.tenancy import owner_scope
 from billing.charging import Charger, refund
 from billing.pricing import ChargeRequest
-from billing.tenancy import owner_scope
 from tests.billing.conftest import give_plan, make_partner
 
 D = Decimal

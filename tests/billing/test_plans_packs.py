@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.tenancy import load_scope
 from billing import ledger, packs, plans
 from billing.errors import InsufficientBalance
 from billing.plans import NewPlan
 from billing.rates import RateRow, RateTable, parse_rates_csv
-from billing.tenancy import load_scope
 from config.errors import Forbidden, Invalid, NotFound
 from tests.billing.conftest import balance, give_plan, make_partner
 

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from accounts.tenancy import load_scope
 from billing import refbook
 from billing.mcc import COUNTRIES_BY_MCC, MCCS_BY_COUNTRY, mccs_for_countries
 from billing.refbook import Network, PrefixTable, parse_csv, split_mccmnc
-from billing.tenancy import load_scope
 from config.errors import Forbidden, Invalid
 from tests.billing.conftest import make_partner
 

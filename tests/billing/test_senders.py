@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from billing import senders
-from billing.senders import Document
-from billing.tenancy import load_scope
+from accounts import senders
+from accounts.senders import Document
+from accounts.tenancy import load_scope
 from config.errors import Conflict, Forbidden, Invalid, NotFound
 from tests.billing.conftest import make_partner
 

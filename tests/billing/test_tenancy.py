@@ -6,9 +6,10 @@ from decimal import Decimal
 
 import pytest
 
-from billing import ledger, partners, portals, users
-from billing.partners import NewPartner
-from billing.tenancy import VISIBLE, fetch_scoped, load_scope
+from accounts import partners, portals, users
+from accounts.partners import NewPartner
+from accounts.tenancy import VISIBLE, fetch_scoped, load_scope
+from billing import ledger
 from config.errors import Conflict, Forbidden, Invalid, NotFound
 from tests.billing.conftest import make_partner
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

@@ -9,11 +9,11 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.tenancy import load_scope, owner_scope
 from billing import packs
 from billing.charging import Charger
 from billing.errors import StaleSnapshot
 from billing.pricing import ChargeRequest
-from billing.tenancy import load_scope, owner_scope
 from tests.billing.conftest import balance, give_plan, ledger_sum, make_partner
 
 D = Decimal

@@ -6,9 +6,9 @@ from decimal import Decimal
 
 import pytest
 
+from accounts.tenancy import load_scope
 from billing import vendors
 from billing.rates import RateRow
-from billing.tenancy import load_scope
 from billing.vendors import NewVendor
 from config.errors import Conflict, Forbidden, Invalid
 from tests.billing.conftest import make_partner

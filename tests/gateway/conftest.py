@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest_asyncio
 
-from gateway.pipeline import Pipeline
+from gateway.accept.pipeline import Pipeline
 
 
 @pytest_asyncio.fixture(loop_scope="session")

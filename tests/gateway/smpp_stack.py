@@ -6,16 +6,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from gateway.connectors import ConnectorOptions, Connectors
-from gateway.mo import MoHandler
-from gateway.pipeline import Pipeline
-from gateway.receipts_out import status_many_hook
-from gateway.simulator import CarrierSimulator, SimConfig
-from gateway.smpp_accounts import create_account
-from gateway.smpp_ingress import SmppIngress
+from gateway.accept.pipeline import Pipeline
+from gateway.intake.smpp_accounts import create_account
+from gateway.intake.smpp_server import SmppIngress
+from gateway.report.mo import MoHandler
+from gateway.report.receipts_out import status_many_hook
+from gateway.send.connectors import ConnectorOptions, Connectors
 from smpp.client import ClientConfig, ClientHandler, SmppClient
 from smpp.pdu import DataSm, DeliverSm
 from smpp.session import SessionConfig
+from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.world import World, make_world
 
 FAST = ConnectorOptions(response_timeout=1.0, enquire_link=5.0, reconnect_base=0.05,

@@ -11,14 +11,15 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from gateway import apikeys, callbacks
-from gateway.app import SETTINGS
-from gateway.delivery import record_receipt
-from gateway.keys import PIPELINE
-from gateway.main import build_app
-from gateway.messages import get_message, mark_sent
-from gateway.pipeline import Pipeline
-from gateway.services import build_services, signing_key
+from gateway.accept.keys import PIPELINE
+from gateway.accept.pipeline import Pipeline
+from gateway.base.app import SETTINGS
+from gateway.intake import apikeys
+from gateway.report import callbacks
+from gateway.runtime.main import build_app
+from gateway.runtime.services import build_services, signing_key
+from gateway.send.delivery import record_receipt
+from gateway.store.messages import get_message, mark_sent
 from tests.gateway.world import PASSWORD, RU_MOBILE, SENDER, balance, make_world
 
 

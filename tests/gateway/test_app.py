@@ -1,4 +1,4 @@
-from gateway.main import build_app
+from gateway.runtime.main import build_app
 
 
 async def test_healthz_reports_postgres_and_redis(settings, make_client):
@@ -12,7 +12,7 @@ async def test_healthz_reports_postgres_and_redis(settings, make_client):
 
 
 async def test_healthz_503_when_redis_unreachable(settings, make_client):
-    from gateway.embedded import free_port
+    from gateway.base.embedded import free_port
 
     broken = settings.replace(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     client = await make_client(build_app(broken))
@@ -25,7 +25,7 @@ async def test_healthz_503_when_redis_unreachable(settings, make_client):
 
 async def test_healthz_lists_the_smpp_server_of_an_ingress_process_and_503_once_it_stops(
         settings, make_client):
-    from gateway.services import build_services
+    from gateway.runtime.services import build_services
 
     client = await make_client(build_app(settings.replace(role="ingress", worker=2)))
     (ingress,) = build_services(client.app)
@@ -51,8 +51,8 @@ async def test_healthz_lists_the_smpp_server_of_an_ingress_process_and_503_once_
 
 
 async def test_healthz_names_the_one_stopped_service_of_a_full_process(settings, make_client):
-    from gateway.housekeeping import Housekeeping
-    from gateway.services import build_services
+    from gateway.runtime.housekeeping import Housekeeping
+    from gateway.runtime.services import build_services
 
     client = await make_client(build_app(settings))
     services = build_services(client.app)
@@ -84,7 +84,7 @@ async def test_healthz_names_the_one_stopped_service_of_a_full_process(settings,
 async def test_a_service_whose_task_failed_says_why():
     import asyncio
 
-    from gateway.app import task_health
+    from gateway.base.app import task_health
 
     async def broken() -> None:
         raise RuntimeError("pool gone")
@@ -97,7 +97,7 @@ async def test_a_service_whose_task_failed_says_why():
 
 
 def test_health_status():
-    from gateway.app import health_status
+    from gateway.base.app import health_status
 
     ok = {"postgres": "ok", "redis": "ok"}
     pg_down = {"postgres": "error: refused", "redis": "ok"}
@@ -128,7 +128,7 @@ async def test_metrics_in_prometheus_text(settings, make_client):
 async def test_prepare_database_seeds_reference_book_and_secret_once(settings):
     import asyncpg
 
-    from gateway.main import prepare_database
+    from gateway.runtime.main import prepare_database
 
     blank = settings.replace(secret_key="")
     first = await prepare_database(blank)

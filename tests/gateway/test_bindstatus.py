@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway import bindstatus
-from gateway.simulator import SimConfig
+from gateway.send import bindstatus
+from smpp.simulator import SimConfig
 from tests.gateway.smpp_stack import build_stack
 
 

@@ -12,12 +12,13 @@ from aiohttp import web
 
 from config.errors import NotFound
 from config.settings import load_settings
-from gateway import apikeys, secretbox
-from gateway import callbacks as cb
-from gateway import messages as m
-from gateway.app import DB, SETTINGS
-from gateway.messages import Event, NewMessage, Status
-from gateway.services import callback_key_resolver, signing_key
+from gateway.base import secretbox
+from gateway.base.app import DB, SETTINGS
+from gateway.intake import apikeys
+from gateway.report import callbacks as cb
+from gateway.runtime.services import callback_key_resolver, signing_key
+from gateway.store import messages as m
+from gateway.store.messages import Event, NewMessage, Status
 
 KEY = b"partner-secret"
 
@@ -201,7 +202,7 @@ async def test_unreachable_url_is_retried_not_lost(pool):
 
 
 async def test_two_dispatchers_deliver_each_event_once_in_order(db_url):
-    from gateway.app import open_pool
+    from gateway.base.app import open_pool
 
     pools = [await open_pool(db_url, 4), await open_pool(db_url, 4)]
     try:

@@ -12,8 +12,8 @@ from decimal import Decimal
 import aiohttp
 
 from billing.vendors import enabled_vendors
-from gateway import queue
-from gateway.cascade import (
+from gateway.accept.pipeline import Pipeline
+from gateway.report.cascade import (
     NOT_SENT,
     CascadeJob,
     due_rows,
@@ -23,12 +23,12 @@ from gateway.cascade import (
     sms_submission,
     with_cascade,
 )
-from gateway.connectors import Connectors
-from gateway.messages import Status
-from gateway.pipeline import Pipeline
-from gateway.receipts_out import status_many_hook
-from gateway.simulator import CarrierSimulator, SimConfig
-from gateway.viber_connector import ViberVendor
+from gateway.report.receipts_out import status_many_hook
+from gateway.send.connectors import Connectors
+from gateway.send.viber_connector import ViberVendor
+from gateway.store import queue
+from gateway.store.messages import Status
+from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.smpp_stack import FAST as SMPP_FAST
 from tests.gateway.smpp_stack import eventually
 from tests.gateway.test_connectors import _message

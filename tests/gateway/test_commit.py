@@ -12,8 +12,8 @@ import asyncpg
 import pytest
 
 from config.errors import HeraldError, Invalid
-from gateway.commit import GroupCommit, GroupCommitWriter, WriterClosed
-from gateway.messages import NewMessage, Status
+from gateway.store.commit import GroupCommit, GroupCommitWriter, WriterClosed
+from gateway.store.messages import NewMessage, Status
 
 
 async def _owner(pool) -> int:

@@ -8,16 +8,16 @@ from decimal import Decimal
 
 import pytest
 
-from billing.tenancy import owner_scope
+from accounts.tenancy import owner_scope
 from billing.vendors import NewVendor, create_vendor
-from gateway import routing, stoplist
-from gateway.connectors import build_submits, classify, concat_of
-from gateway.delivery import Accepted, Failover, Retry
-from gateway.messages import Message, Status
-from gateway.mo import add_template
-from gateway.simulator import SimConfig
+from gateway.accept import routing, stoplist
+from gateway.report.mo import add_template
+from gateway.send.connectors import build_submits, classify, concat_of
+from gateway.send.delivery import Accepted, Failover, Retry
+from gateway.store.messages import Message, Status
 from smpp.pdu import CommandStatus, SubmitSm, SubmitSmResp
 from smpp.results import Outcome, RequestResult
+from smpp.simulator import SimConfig
 from smpp.udh import parse_udh
 from tests.gateway.smpp_stack import Esme, build_stack, eventually
 from tests.gateway.world import RU_MOBILE, SENDER, balance, send_accepting_mo
@@ -131,7 +131,7 @@ async def test_permanent_error_fails_over_then_fails_and_refunds(pool, redis, se
 
 async def test_failover_to_the_second_vendor(pool, redis, settings):
     stack = await build_stack(pool, redis, settings, SimConfig(reject_ratio=1.0))
-    from gateway.simulator import CarrierSimulator
+    from smpp.simulator import CarrierSimulator
     good = CarrierSimulator(SimConfig(receipt_delay=0.05))
     await good.start()
     try:
@@ -252,7 +252,7 @@ async def test_mo_to_an_api_message_goes_to_its_callback_url(pool, redis, settin
 
 
 def test_receipt_row_follows_registered_delivery():
-    from gateway.receipts_out import receipt_row
+    from gateway.report.receipts_out import receipt_row
     from smpp.pdu import MessageState
     from smpp.receipts import parse_receipt
 
@@ -274,8 +274,8 @@ def test_receipt_row_follows_registered_delivery():
 async def test_receipt_before_the_submit_resp_is_kept_and_applied_later(pool, redis, settings):
     """The vendor's receipt overtakes our record of its submit_sm_resp by longer than the
     connector's look-again retries: it is kept, and housekeeping settles the message."""
-    from gateway.housekeeping import reapply_receipts
-    from gateway.pipeline import Submission
+    from gateway.accept.pipeline import Submission
+    from gateway.runtime.housekeeping import reapply_receipts
 
     # Hold every "vendor id recorded" update for a second: the simulator's receipts
     # (0.05 s after it accepts) arrive while the record is still uncommitted.

@@ -12,9 +12,10 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from gateway import messages as m
-from gateway import queue, stoplist
-from gateway.messages import NewMessage, Status
+from gateway.accept import stoplist
+from gateway.store import messages as m
+from gateway.store import queue
+from gateway.store.messages import NewMessage, Status
 from smpp.pdu import DataCoding
 
 _TEXTS = ["", "Your code is 123456", "tab\there", "line\nbreak\r\n", "back\\slash", 'quote "q"',

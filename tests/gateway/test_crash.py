@@ -34,15 +34,15 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from gateway import apikeys
-from gateway.app import open_pool
-from gateway.embedded import free_port
-from gateway.simulator import CarrierSimulator, SimConfig
-from gateway.smpp_accounts import create_account
+from gateway.base.app import open_pool
+from gateway.base.embedded import free_port
+from gateway.intake import apikeys
+from gateway.intake.smpp_accounts import create_account
 from smpp.client import ClientConfig, SmppClient
 from smpp.pdu import SubmitSm, Tag
 from smpp.results import Outcome
 from smpp.session import SessionConfig
+from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.smpp_stack import Esme, eventually
 from tests.gateway.world import RU_MOBILE, SENDER, make_world
 
@@ -74,7 +74,7 @@ class HeraldProcess:
             log.write(f"\n===== start {self.starts} =====\n")
             log.flush()
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "gateway.cli", "serve", env=self.env, stdout=log, stderr=log)
+                sys.executable, "-m", "gateway.runtime.cli", "serve", env=self.env, stdout=log, stderr=log)
         finally:
             log.close()
 

@@ -10,10 +10,12 @@ from functools import partial
 
 import pytest
 
-from gateway import delivery, queue
-from gateway.app import open_pool
-from gateway.delivery import Accepted, Failover, Rejected, Retry, SendWorker
-from gateway.messages import (
+from gateway.base.app import open_pool
+from gateway.base.ratelimit import TokenBucket
+from gateway.send import delivery
+from gateway.send.delivery import Accepted, Failover, Rejected, Retry, SendWorker
+from gateway.store import queue
+from gateway.store.messages import (
     Event,
     NewMessage,
     ReceiptUpdate,
@@ -21,7 +23,6 @@ from gateway.messages import (
     get_message,
     insert_messages,
 )
-from gateway.ratelimit import TokenBucket
 
 
 async def _store(pool, n: int, route=(1, 2), **kw) -> list[NewMessage]:

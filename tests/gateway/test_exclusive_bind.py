@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 
-from gateway.app import open_pool
-from gateway.connectors import BIND_LOCK_SPACE, Connectors, bind_lock_key
-from gateway.receipts_out import status_many_hook
-from gateway.simulator import CarrierSimulator, SimConfig
+from gateway.base.app import open_pool
+from gateway.report.receipts_out import status_many_hook
+from gateway.send.connectors import BIND_LOCK_SPACE, Connectors, bind_lock_key
+from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.smpp_stack import FAST, eventually
 from tests.gateway.world import make_world
 
@@ -105,7 +105,7 @@ async def test_non_exclusive_vendor_binds_in_every_process(pool, db_url, redis):
 
 
 async def test_standby_ranks_after_a_live_bind(redis):
-    from gateway import bindstatus
+    from gateway.send import bindstatus
 
     for node, state in (("a:1", bindstatus.STANDBY), ("b:2", bindstatus.BOUND),
                         ("c:3", bindstatus.FAILED)):

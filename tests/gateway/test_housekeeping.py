@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from billing import senders
-from billing.tenancy import load_scope, owner_scope
-from gateway import early_receipts
-from gateway import messages as m
-from gateway.delivery import ReceiptWriter
-from gateway.housekeeping import Housekeeping, reapply_receipts, run_chores
-from gateway.messages import Event, ReceiptUpdate
-from gateway.mo import MoHandler
+from accounts import senders
+from accounts.tenancy import load_scope, owner_scope
+from gateway.report import early_receipts
+from gateway.report.mo import MoHandler
+from gateway.runtime.housekeeping import Housekeeping, reapply_receipts, run_chores
+from gateway.send.delivery import ReceiptWriter
+from gateway.store import messages as m
+from gateway.store.messages import Event, ReceiptUpdate
 from smpp.pdu import DeliverSm
 from smpp.udh import concat_udh
 from tests.gateway.world import make_world
@@ -59,7 +59,7 @@ async def test_service_runs_chores_until_stopped(pool):
     assert service._task.done()
 
 
-# MO part sets whose other parts never come (gateway.mo, migration 0361).
+# MO part sets whose other parts never come (gateway.report.mo, migration 0361).
 
 def _part(seq: int, total: int, text: str, ref: int = 7):
     return DeliverSm(source_addr="79160000009", destination_addr="Shop", esm_class=0x40,
@@ -81,7 +81,7 @@ async def test_chores_expire_stale_mo_part_sets_without_new_traffic(pool):
     assert (await run_chores(pool, later, mo=handler))["mo_sets_expired"] == 0  # stored once
 
 
-# Receipts that came before their message's vendor id (gateway.early_receipts, migration 0381).
+# Receipts that came before their message's vendor id (gateway.report.early_receipts, migration 0381).
 
 async def _sent_message(pool, world, vendor_message_id: str | None):
     msg = m.NewMessage(partner_id=world.partner_id, origin="api", sender="S",

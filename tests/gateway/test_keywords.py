@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from config.errors import Invalid
-from gateway.keywords import (
+from gateway.report.keywords import (
     Action,
     BuiltinKeywords,
     ReplyTemplate,

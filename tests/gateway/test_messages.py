@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from gateway import messages as m
-from gateway.messages import Event, NewMessage, Status, next_status
+from gateway.store import messages as m
+from gateway.store.messages import Event, NewMessage, Status, next_status
 
 S, E = Status, Event
 

@@ -1,8 +1,8 @@
 import asyncpg
 import pytest
 
-from gateway.migrate import MigrationError, discover, migrate
-from gateway.seed import seed_system_owner
+from gateway.base.migrate import MigrationError, discover, migrate
+from gateway.base.seed import seed_system_owner
 from tests.conftest import drop_database
 
 

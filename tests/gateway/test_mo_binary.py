@@ -1,5 +1,5 @@
 """Binary MO: kept octet for octet, never read as a keyword, passed on as it came to the
-SMPP client and, as hex with its encoding, to the HTTP callback (gateway.mo, "Binary MO")."""
+SMPP client and, as hex with its encoding, to the HTTP callback (gateway.report.mo, "Binary MO")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,16 @@ import json
 import pytest
 import pytest_asyncio
 
-from gateway.callbacks import mo_body
-from gateway.mo import MoContent, MoHandler, join_parts, mo_content, outbox_row, passthrough_of
-from gateway.pipeline import Pipeline
+from gateway.accept.pipeline import Pipeline
+from gateway.report.callbacks import mo_body
+from gateway.report.mo import (
+    MoContent,
+    MoHandler,
+    join_parts,
+    mo_content,
+    outbox_row,
+    passthrough_of,
+)
 from smpp.pdu import DataCoding, DeliverSm, EsmClass, SubmitSm
 from smpp.results import Outcome
 from smpp.udh import concat_udh

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.app import open_pool
-from gateway.mo import MoHandler, add_template, join_parts
-from gateway.pipeline import Pipeline
+from gateway.accept.pipeline import Pipeline
+from gateway.base.app import open_pool
+from gateway.report.mo import MoHandler, add_template, join_parts
 from smpp.pdu import DeliverSm
 from smpp.udh import concat_udh
 from tests.gateway.world import RU_MOBILE, SENDER, make_world, send_accepting_mo

@@ -8,8 +8,8 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import msisdn
-from gateway.msisdn import NumberRules
+from gateway.accept import msisdn
+from gateway.accept.msisdn import NumberRules
 
 _RULES = NumberRules()
 _CODES = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]

@@ -8,11 +8,9 @@ from decimal import Decimal
 import pytest
 
 from billing.charging import Charger
-from gateway import routing, stoplist
-from gateway.commit import GroupCommitWriter
-from gateway.messages import Status, get_message
-from gateway.msisdn import NumberRules
-from gateway.pipeline import (
+from gateway.accept import routing, stoplist
+from gateway.accept.msisdn import NumberRules
+from gateway.accept.pipeline import (
     Accepted,
     BillingHook,
     Pipeline,
@@ -21,6 +19,8 @@ from gateway.pipeline import (
     Submission,
     billing_hook,
 )
+from gateway.store.commit import GroupCommitWriter
+from gateway.store.messages import Status, get_message
 from tests.gateway.world import DE_MOBILE, RU_MOBILE, SENDER, balance, make_world
 
 

@@ -9,10 +9,10 @@ import phonenumbers
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway import stoplist
-from gateway.messages import INSERT_COLUMNS
-from gateway.msisdn import NumberRules
-from gateway.pipeline import Accepted, Fanout, Rejected, Submission, for_destinations
+from gateway.accept import stoplist
+from gateway.accept.msisdn import NumberRules
+from gateway.accept.pipeline import Accepted, Fanout, Rejected, Submission, for_destinations
+from gateway.store.messages import INSERT_COLUMNS
 from tests.gateway.world import SENDER, make_world
 
 _RULES = NumberRules()

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gateway.embedded import free_port
+from gateway.base.embedded import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -71,7 +71,7 @@ class Serve:
         )
         self.log = open(var_dir.parent / f"serve-{self.http_port}.log", "w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gateway.cli", "serve"], env=env,
+            [sys.executable, "-m", "gateway.runtime.cli", "serve"], env=env,
             stdout=self.log, stderr=subprocess.STDOUT,
         )
 
@@ -155,7 +155,7 @@ def _workers(serve: Serve) -> list[psutil.Process]:
     found = []
     for proc in psutil.Process(serve.proc.pid).children():
         try:
-            if "gateway.cli" in " ".join(proc.cmdline()):
+            if "gateway.runtime.cli" in " ".join(proc.cmdline()):
                 found.append(proc)
         except psutil.Error:  # a dead worker not reaped yet
             continue

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from gateway import queue
-from gateway.app import open_pool
-from gateway.messages import NewMessage, Status, insert_messages
+from gateway.base.app import open_pool
+from gateway.store import queue
+from gateway.store.messages import NewMessage, Status, insert_messages
 
 
 async def _store(conn, n: int, route=(1,)) -> list[uuid.UUID]:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.ratelimit import TokenBucket, TpsLimiter
+from gateway.base.ratelimit import TokenBucket, TpsLimiter
 
 
 def _max_excess(times_us: list[int], rate: float, burst: float) -> float:

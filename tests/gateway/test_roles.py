@@ -3,20 +3,20 @@ PostgreSQL (the send queue one way, the SMPP outbox the other)."""
 
 from __future__ import annotations
 
-from gateway.callbacks import CallbackDispatcher
-from gateway.cascade import CascadeJob
-from gateway.connectors import Connectors
-from gateway.embedded import free_port
-from gateway.housekeeping import Housekeeping
-from gateway.main import build_app
-from gateway.services import build_services
-from gateway.simulator import CarrierSimulator, SimConfig
-from gateway.smpp_accounts import create_account
-from gateway.smpp_ingress import SmppIngress
-from gateway.viber_connector import ViberConnectors
+from gateway.base.embedded import free_port
+from gateway.intake.smpp_accounts import create_account
+from gateway.intake.smpp_server import SmppIngress
+from gateway.report.callbacks import CallbackDispatcher
+from gateway.report.cascade import CascadeJob
+from gateway.runtime.housekeeping import Housekeeping
+from gateway.runtime.main import build_app
+from gateway.runtime.services import build_services
+from gateway.send.connectors import Connectors
+from gateway.send.viber_connector import ViberConnectors
 from smpp.client import ClientConfig, SmppClient
 from smpp.pdu import Tag
 from smpp.session import SessionConfig
+from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.smpp_stack import Esme, eventually
 from tests.gateway.test_smpp_ingress import submit
 from tests.gateway.world import make_world

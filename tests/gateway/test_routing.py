@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.tenancy import Scope, owner_scope
+from accounts.tenancy import Scope, owner_scope
 from config.errors import Conflict, Forbidden, Invalid, NotFound
-from gateway import routing
-from gateway.routing import Route, RoutingTable, RuleKey
+from gateway.accept import routing
+from gateway.accept.routing import Route, RoutingTable, RuleKey
 
 
 def table(*routes: Route) -> RoutingTable:

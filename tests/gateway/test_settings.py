@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings, SettingsError, describe, load_settings
-from gateway.workers import worker_env
+from gateway.runtime.workers import worker_env
 
 
 def test_defaults_without_environment():
@@ -92,7 +92,7 @@ def test_every_setting_is_documented():
 
 
 def test_cli_reports_bad_setting_in_one_line(monkeypatch, capsys):
-    from gateway.cli import main
+    from gateway.runtime.cli import main
 
     monkeypatch.setenv("HERALD_HTTP_PORT", "eighty")
     with pytest.raises(SystemExit) as exit_info:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.simulator import CarrierSimulator, SimConfig, cli_command
 from smpp.client import ClientConfig, SmppClient
 from smpp.pdu import CommandStatus, MessageState, SubmitSm, Tag
 from smpp.receipts import parse_receipt
 from smpp.results import Outcome
 from smpp.session import SessionConfig
+from smpp.simulator import CarrierSimulator, SimConfig, cli_command
 from tests.gateway.smpp_stack import Esme, eventually
 from tests.smpp.smsc_helpers import RawPeer
 

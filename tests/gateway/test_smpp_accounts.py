@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from config.errors import Conflict, Invalid
-from gateway.smpp_accounts import (
+from gateway.intake.smpp_accounts import (
     SmppAccount,
     bind_verdict,
     create_account,

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import pytest_asyncio
 
-from gateway.messages import Status
-from gateway.simulator import SimConfig
-from gateway.smpp_accounts import update_account
+from gateway.intake.smpp_accounts import update_account
+from gateway.store.messages import Status
 from smpp.pdu import (
     BindTransceiver,
     CancelSm,
@@ -22,6 +21,7 @@ from smpp.pdu import (
     Tag,
 )
 from smpp.receipts import parse_receipt
+from smpp.simulator import SimConfig
 from smpp.udh import concat_udh
 from tests.gateway.smpp_stack import Esme, build_stack, eventually
 from tests.gateway.world import RU_MOBILE, SENDER, balance

@@ -6,11 +6,11 @@ import asyncio
 import math
 import time
 
-from gateway.app import open_pool
-from gateway.pipeline import Pipeline
-from gateway.smpp_accounts import create_account
-from gateway.smpp_ingress import SmppIngress
-from gateway.smpp_limits import AccountThrottle, BindRegistry
+from gateway.accept.pipeline import Pipeline
+from gateway.base.app import open_pool
+from gateway.intake.smpp_accounts import create_account
+from gateway.intake.smpp_limits import AccountThrottle, BindRegistry
+from gateway.intake.smpp_server import SmppIngress
 from smpp.client import ClientConfig, SmppClient
 from smpp.pdu import CommandStatus, SubmitSm
 from smpp.results import Outcome

@@ -7,9 +7,9 @@ import uuid
 import pytest
 import pytest_asyncio
 
-from gateway.connectors import build_submits
-from gateway.messages import Message
-from gateway.smpp_ingress import passthrough_of
+from gateway.intake.smpp_submits import passthrough_of
+from gateway.send.connectors import build_submits
+from gateway.store.messages import Message
 from smpp.pdu import CommandStatus, SubmitSm
 from smpp.udh import InformationElement, build_udh, concat_udh
 from tests.gateway.smpp_stack import Esme, build_stack, eventually

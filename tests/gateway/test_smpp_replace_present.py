@@ -12,9 +12,9 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
-from gateway.messages import Status
-from gateway.smpp_accounts import SmppAccount, create_account
-from gateway.smpp_ingress import SERVICE_TYPE_REF, field_refusal, replaceable, submission_of
+from gateway.intake.smpp_accounts import SmppAccount, create_account
+from gateway.intake.smpp_submits import SERVICE_TYPE_REF, field_refusal, replaceable, submission_of
+from gateway.store.messages import Status
 from smpp.pdu import (
     CommandStatus,
     MessageState,

@@ -11,10 +11,8 @@ from decimal import Decimal
 import pytest
 import pytest_asyncio
 
-from gateway import queue
-from gateway.messages import Message, NewMessage, Status, insert_messages
-from gateway.smpp_accounts import create_account
-from gateway.smpp_ingress import (
+from gateway.intake.smpp_accounts import create_account
+from gateway.intake.smpp_submits import (
     MAX_SCHEDULE_AHEAD,
     MAX_VALIDITY,
     Timing,
@@ -22,6 +20,8 @@ from gateway.smpp_ingress import (
     replacement,
     timing_of,
 )
+from gateway.store import queue
+from gateway.store.messages import Message, NewMessage, Status, insert_messages
 from smpp.pdu import (
     CancelSm,
     CommandStatus,

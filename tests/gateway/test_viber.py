@@ -9,26 +9,27 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from billing.tenancy import owner_scope
+from accounts.tenancy import owner_scope
 from billing.vendors import NewVendor, create_vendor
-from gateway import apikeys, routing
-from gateway.api import openapi_document
-from gateway.callbacks import CallbackDispatcher
-from gateway.cascade import with_cascade
-from gateway.delivery import Failover, Retry
-from gateway.keys import PIPELINE
-from gateway.main import build_app
-from gateway.messages import Event, apply_event, mark_sent
-from gateway.pipeline import Accepted, Pipeline, Submission
-from gateway.receipts_out import on_status_changes, status_many_hook
-from gateway.services import callback_key_resolver
-from gateway.viber_connector import (
+from gateway.accept import routing
+from gateway.accept.keys import PIPELINE
+from gateway.accept.pipeline import Accepted, Pipeline, Submission
+from gateway.intake import apikeys
+from gateway.intake.api import openapi_document
+from gateway.report.callbacks import CallbackDispatcher
+from gateway.report.cascade import with_cascade
+from gateway.report.receipts_out import on_status_changes, status_many_hook
+from gateway.runtime.main import build_app
+from gateway.runtime.services import callback_key_resolver
+from gateway.send.delivery import Failover, Retry
+from gateway.send.viber_connector import (
     VIBER_OPTIONS,
     ViberConnectors,
     ViberOptions,
     classify,
     viber_message,
 )
+from gateway.store.messages import Event, apply_event, mark_sent
 from tests.gateway.smpp_stack import eventually
 from tests.gateway.test_callbacks import Receiver
 from tests.gateway.test_connectors import _message
@@ -341,8 +342,8 @@ async def test_failed_and_expired_reports(pool, redis, settings, make_client):
 
 async def test_the_process_services_send_viber_and_fall_back(pool, redis, settings, make_client):
     """build_services wires the Viber workers, the webhook's hook and the cascade job."""
-    from gateway.cascade import linked_sms
-    from gateway.services import build_services
+    from gateway.report.cascade import linked_sms
+    from gateway.runtime.services import build_services
 
     world = await make_world(pool)
     client = await make_client(build_app(settings))

@@ -13,13 +13,14 @@ from decimal import Decimal
 
 import asyncpg
 
-from billing import ledger, plans, senders
-from billing.partners import NewPartner, create_partner
+from accounts import senders
+from accounts.partners import NewPartner, create_partner
+from accounts.tenancy import load_scope, owner_scope
+from accounts.users import NewUser, create_user
+from billing import ledger, plans
 from billing.rates import RateRow
-from billing.tenancy import load_scope, owner_scope
-from billing.users import NewUser, create_user
 from billing.vendors import NewVendor, create_vendor
-from gateway import routing
+from gateway.accept import routing
 
 SENDER = "Herald"
 PASSWORD = "client-password-1"
@@ -97,7 +98,7 @@ async def balance(pool, partner_id: int) -> Decimal:
 async def send_accepting_mo(pipeline, partner_id: int, text: str = "tell us"):
     """An API message to RU_MOBILE that accepts replies (with a callback URL): the MT an
     incoming message from that number is matched to. Returns its Accepted."""
-    from gateway.pipeline import Accepted, Submission
+    from gateway.accept.pipeline import Accepted, Submission
 
     (mt,) = await pipeline.submit([Submission(
         partner_id=partner_id, origin="api", sender=SENDER, destination=RU_MOBILE,

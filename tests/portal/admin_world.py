@@ -13,10 +13,11 @@ from decimal import Decimal
 
 import asyncpg
 
-from billing import packs, partners, plans, senders, users, vendors
-from billing.partners import NewPartner
-from billing.tenancy import Scope, owner_scope
-from gateway import smpp_accounts
+from accounts import partners, senders, users
+from accounts.partners import NewPartner
+from accounts.tenancy import Scope, owner_scope
+from billing import packs, plans, vendors
+from gateway.intake import smpp_accounts
 from tests.portal.conftest import PASSWORD
 
 RESELLER_EMAIL = "reseller@admin.test"

@@ -14,10 +14,10 @@ import pytest
 import pytest_asyncio
 from aiosmtpd.smtp import SMTP
 
-from billing.users import hash_password
+from accounts.users import hash_password
 from config.settings import Settings
-from gateway.app import _init_connection
-from gateway.main import build_app
+from gateway.base.app import _init_connection
+from gateway.runtime.main import build_app
 
 CSRF = re.compile(r'name="_csrf" value="([^"]+)"')
 PASSWORD = "correct-horse-battery"

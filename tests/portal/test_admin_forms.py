@@ -9,11 +9,11 @@ import pytest
 import pytest_asyncio
 from aiohttp import FormData
 
-from billing import partners, senders
-from billing.partners import NewPartner
-from billing.tenancy import Scope
-from billing.users import verify_password
-from gateway import smpp_accounts
+from accounts import partners, senders
+from accounts.partners import NewPartner
+from accounts.tenancy import Scope
+from accounts.users import verify_password
+from gateway.intake import smpp_accounts
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.portal.admin_world import RESELLER_EMAIL, build_world
 from tests.portal.conftest import page, post, sign_in, token_for
@@ -210,7 +210,7 @@ async def test_vendor_products_and_rates(owner, db, world, redis):
     _, html = await page(owner, "/admin/vendors")
     assert "Not connected" in html and "127.0.0.1:2776" in html
     # the bind state a connector publishes shows live, list and detail
-    from gateway import bindstatus
+    from gateway.send import bindstatus
 
     await bindstatus.publish(redis, vid, bindstatus.BOUND, ttl=30)
     _, html = await page(owner, "/admin/vendors")

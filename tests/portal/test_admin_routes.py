@@ -12,8 +12,8 @@ import pytest
 import pytest_asyncio
 
 from billing import vendors
-from gateway import routing
-from gateway.routing import RuleKey
+from gateway.accept import routing
+from gateway.accept.routing import RuleKey
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD
 from tests.portal.admin_world import INSIDE_EMAIL, RESELLER_EMAIL, build_world
 from tests.portal.conftest import page, post, sign_in, token_for

@@ -1,4 +1,4 @@
-"""API keys: the domain (gateway.apikeys) and the API Connections pages."""
+"""API keys: the domain (gateway.intake.apikeys) and the API Connections pages."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from config.errors import Conflict, Invalid, NotFound
-from gateway import apikeys, callbacks, secretbox
-from gateway.app import SETTINGS
-from gateway.services import signing_key
+from gateway.base import secretbox
+from gateway.base.app import SETTINGS
+from gateway.intake import apikeys
+from gateway.report import callbacks
+from gateway.runtime.services import signing_key
 from portal.pages.api_connections import last_used_text
 from tests.portal.conftest import make_client_user, page, post, sign_in
 

@@ -13,8 +13,8 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from gateway import apikeys
-from gateway.main import build_app
+from gateway.intake import apikeys
+from gateway.runtime.main import build_app
 from portal import captcha
 from tests.portal.conftest import link_in, make_client_user, text_of
 

@@ -1,4 +1,4 @@
-"""gateway.mail over a real SMTP exchange (aiosmtpd on 127.0.0.1)."""
+"""gateway.base.mail over a real SMTP exchange (aiosmtpd on 127.0.0.1)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from gateway.mail import MailError, send_mail
+from gateway.base.mail import MailError, send_mail
 from tests.portal.conftest import html_of, text_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")

@@ -241,7 +241,7 @@ async def test_sign_in_without_csrf_is_403(client, user):
 
 
 async def test_secure_cookie_behind_https(portal_settings, redis, make_client, user):
-    from gateway.main import build_app
+    from gateway.runtime.main import build_app
 
     secure = await make_client(build_app(portal_settings.replace(secure_cookies=True)))
     response = await secure.get("/signin")

@@ -127,10 +127,10 @@ async def test_a_refused_report_is_retried_then_given_up():
 def test_cli_builds_the_simulator_config():
     import argparse
 
-    from gateway.cli import _extra_commands
+    from gateway.runtime.cli import simulator_commands
     from viber.simulator import config_from_args
 
-    help_text, add_args, _ = _extra_commands()["viber-sim"]
+    help_text, add_args, _ = simulator_commands()["viber-sim"]
     parser = argparse.ArgumentParser()
     add_args(parser)
     args = parser.parse_args(["--token", "t", "--webhook", "http://h/api/viber/status/3",

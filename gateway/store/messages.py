@@ -1,0 +1,877 @@
+"""Messages (EDRs): the row per accepted message, its statuses and their SQL.
+
+The status machine
+------------------
+A message moves PREPARED → BILLED → SENT → DELIVERED | UNDELIVERED | FAILED,
+and a Viber message may end SEEN. ``TRANSITIONS`` is the whole machine as data
+(in the manner of h11's state table): for each status, the events it accepts
+and the status each leads to. :func:`next_status` reads it.
+
+Two rules shape the table:
+
+* Never backwards. A late ``sent`` after ``delivered`` is ignored: carriers
+  often send the receipt before we have processed the submit response. So
+  events may skip statuses forward (BILLED + ``delivered`` → DELIVERED), but a
+  final status accepts nothing except ``seen`` (Viber reports it after delivery).
+* Idempotent. Repeating an event that was already applied changes nothing;
+  :func:`next_status` answers ``None`` ("no transition") and the SQL update,
+  guarded by ``WHERE status = ANY(allowed_from)``, matches no row.
+
+Public API (all functions take an asyncpg connection; none opens a transaction)
+------------------------------------------------------------------------------
+* ``new_message_id() -> uuid.UUID`` — time-ordered UUIDv7, the client's transaction id;
+  ``new_message_ids(count)`` draws a batch's at once.
+* ``NewMessage`` — what a producer hands to :mod:`gateway.store.commit` to be stored.
+* ``insert_messages(conn, msgs)`` — COPY a batch (used by the group-commit writer), in
+  PostgreSQL's binary format written here (``copy_messages_binary``), else by asyncpg.
+* ``get_message(conn, id) -> Message | None``
+* ``apply_event(conn, id, event, *, at=None, error_code=None, error_text=None) -> Message | None``
+  — the updated row when the event moved the status, else None.
+* ``mark_sent(conn, id, *, vendor_id, vendor_message_id, keys=None, at=None)
+  -> Message | None`` — records the vendor's id always, moves to SENT if allowed.
+* ``apply_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
+  error_code=None, error_text=None) -> Message | None`` — a delivery receipt.
+* ``find_by_vendor_id(conn, vendor_id, receipt_message_id, keys=None) -> Message | None``
+* Batches, one statement per kind (results in input order, None = did not move):
+  ``mark_sent_many(conn, [SentUpdate])``, ``apply_events(conn, [EventUpdate])``,
+  ``apply_receipts(conn, [ReceiptUpdate])``.
+* ``list_for_partner(conn, partner_id, *, limit, before=None, ...) -> list[Message]``
+  — keyset pagination, newest first; pass ``page_cursor(last)`` to get the next page.
+
+Receipts are matched with the rule of :mod:`smpp.receipts` ("Matching message
+ids"): the vendor's id in ``submit_sm_resp`` and the one quoted in the receipt
+match when their ``message_id_keys`` intersect (hex answered and decimal
+reported still match); among several candidates the one with the same normal
+form wins, then the newest. For a vendor whose id formats are known, pass
+``keys=[message_id_key(id, fmt)]`` on both sides for one exact key.
+
+Storage choices (UUIDv7 ids, indexes, why no partitioning yet) are explained
+at the top of migration ``0300_messages.sql``.
+
+Enqueue the HTTP callback for a status change (:func:`gateway.report.callbacks.enqueue_dlr`)
+in the same transaction as :func:`apply_event` so the two commit together.
+"""
+
+from __future__ import annotations
+
+import enum
+import operator
+import os
+import struct
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import asyncpg
+
+from smpp.receipts import message_id_keys, normalise_message_id
+
+try:  # asyncpg's own uuid.UUID subclass: built and printed in C (what it returns for uuid columns)
+    from asyncpg.pgproto.pgproto import UUID as _UUID
+except ImportError:  # pragma: no cover - a later asyncpg that moved it: the standard class
+    def _UUID(raw: bytes) -> uuid.UUID:  # stands in for the class
+        return uuid.UUID(bytes=raw)
+
+
+class Status(enum.StrEnum):
+    PREPARED = "PREPARED"
+    BILLED = "BILLED"
+    SENT = "SENT"
+    DELIVERED = "DELIVERED"
+    UNDELIVERED = "UNDELIVERED"
+    FAILED = "FAILED"
+    SEEN = "SEEN"
+
+
+class Event(enum.StrEnum):
+    """What happened to a message."""
+
+    BILLED = "billed"            # charged
+    SENT = "sent"                # a vendor accepted it (submit_sm_resp OK / provider 200)
+    DELIVERED = "delivered"      # receipt: DELIVRD
+    UNDELIVERED = "undelivered"  # receipt: UNDELIV, REJECTD, DELETED, UNKNOWN
+    EXPIRED = "expired"          # receipt EXPIRED or our own validity sweep → UNDELIVERED
+    FAILED = "failed"            # we could not send it (rejected, no route, vendor error)
+    SEEN = "seen"                # Viber: the recipient opened it
+
+
+FINAL = frozenset({Status.DELIVERED, Status.UNDELIVERED, Status.FAILED, Status.SEEN})
+IN_FLIGHT = frozenset({Status.PREPARED, Status.BILLED, Status.SENT})
+
+S, E = Status, Event
+# status -> {event: next status}. Absent pairs are ignored events (None).
+TRANSITIONS: dict[Status, dict[Event, Status]] = {
+    S.PREPARED: {
+        E.BILLED: S.BILLED, E.SENT: S.SENT, E.FAILED: S.FAILED,
+    },
+    S.BILLED: {
+        E.SENT: S.SENT, E.DELIVERED: S.DELIVERED, E.UNDELIVERED: S.UNDELIVERED,
+        E.EXPIRED: S.UNDELIVERED, E.FAILED: S.FAILED, E.SEEN: S.SEEN,
+    },
+    S.SENT: {
+        E.DELIVERED: S.DELIVERED, E.UNDELIVERED: S.UNDELIVERED, E.EXPIRED: S.UNDELIVERED,
+        E.FAILED: S.FAILED, E.SEEN: S.SEEN,
+    },
+    S.DELIVERED: {E.SEEN: S.SEEN},
+    S.UNDELIVERED: {},
+    S.FAILED: {},
+    S.SEEN: {},
+}
+del S, E
+
+
+def next_status(current: Status | str, event: Event | str) -> Status | None:
+    """The status ``event`` moves a message in ``current`` to, or None to ignore it."""
+    return TRANSITIONS[Status(current)].get(Event(event))
+
+
+def allowed_from(event: Event | str) -> list[str]:
+    """The statuses in which ``event`` does something (the SQL guard)."""
+    ev = Event(event)
+    return [str(s) for s, moves in TRANSITIONS.items() if ev in moves]
+
+
+def _target(event: Event) -> Status:
+    # Every event leads to one status wherever it is accepted; checked at import.
+    targets = {moves[event] for moves in TRANSITIONS.values() if event in moves}
+    (only,) = targets
+    return only
+
+
+EVENT_TARGET: dict[Event, Status] = {ev: _target(ev) for ev in Event}
+
+
+def new_message_id(now_ms: int | None = None) -> uuid.UUID:
+    """A UUIDv7 (RFC 9562 §5.7): 48-bit Unix milliseconds, then random bits."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    rand = int.from_bytes(os.urandom(10), "big") & _KEEP_ONE | _SET_ONE
+    return _UUID((((ms & 0xFFFF_FFFF_FFFF) << 80) | rand).to_bytes(16, "big"))
+
+
+def new_message_ids(count: int, now_ms: int | None = None) -> list[uuid.UUID]:
+    """``count`` UUIDv7s of the same millisecond (what a batch of messages takes at once).
+
+    Built as the 16 bytes (48-bit Unix milliseconds, version 7, 12 random bits,
+    variant 0b10, 62 random bits) with one read of the random source for the
+    batch, as asyncpg's ``UUID``: a ``uuid.UUID`` subclass, equal to and hashing
+    like the standard one (asyncpg returns it for every uuid it reads), built and
+    printed in C, about ten times cheaper than ``uuid.UUID(int=…)``.
+    """
+    if count <= 0:
+        return []
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    stamp = (ms & 0xFFFF_FFFF_FFFF).to_bytes(6, "big")
+    size = 10 * count
+    # The version and variant bits of every id at once: the batch's random bytes as one integer.
+    value = int.from_bytes(os.urandom(size), "big") & int.from_bytes(_KEEP * count, "big")
+    raw = (value | int.from_bytes(_SET * count, "big")).to_bytes(size, "big")
+    return [_UUID(stamp + raw[i:i + 10]) for i in range(0, size, 10)]
+
+
+# The ten bytes after the timestamp: version 7 in the high nibble of the first,
+# the variant 0b10 in the top bits of the third; the other 74 bits random.
+_KEEP = bytes((0x0F, 0xFF, 0x3F)) + b"\xff" * 7
+_SET = bytes((0x70, 0x00, 0x80)) + b"\x00" * 7
+_KEEP_ONE = int.from_bytes(_KEEP, "big")
+_SET_ONE = int.from_bytes(_SET, "big")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+_T = TypeVar("_T")
+
+
+def positional_builder(cls: type[_T]) -> Callable[[Sequence], _T]:
+    """A function building the frozen, slotted dataclass ``cls`` from every field value, in order.
+
+    The generated ``__init__`` of a frozen dataclass stores each field through
+    ``object.__setattr__``; on 40 fields that is most of the cost of a message
+    object, and the pipeline builds a few per message. The builder stores
+    through the slots' descriptors instead, in straight-line code (about four
+    times faster). No defaults, no ``__post_init__``: the caller passes them all.
+    """
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    lines = ["def build(values):", "    obj = _new(_cls)"]
+    for i, name in enumerate(names):
+        scope[f"_set{i}"] = cls.__dict__[name].__set__
+        lines.append(f"    _set{i}(obj, values[{i}])")
+    lines.append("    return obj")
+    exec("\n".join(lines), scope)  # generated from the field list only, never from data
+    return scope["build"]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A message to store. ``route`` is not a column: the vendor ids, in failover
+    order, that :mod:`gateway.store.commit` puts in the send queue (empty: not queued)."""
+
+    partner_id: int
+    origin: str
+    sender: str
+    destination: str
+    text: str = ""
+    channel: str = "sms"
+    id: uuid.UUID = field(default_factory=new_message_id)
+    user_id: int | None = None
+    api_key_id: int | None = None
+    smpp_account_id: int | None = None
+    smpp_session: str | None = None
+    mccmnc: str | None = None
+    parts: int = 1
+    encoding: str = "gsm7"
+    data_coding: int = 0
+    flash: bool = False
+    accept_mo: bool = False
+    cost: Decimal = Decimal(0)
+    currency: str | None = None
+    charge_ref: str | None = None
+    label: str = ""
+    campaign_id: int | None = None
+    client_ref: str | None = None
+    status: Status = Status.PREPARED
+    vendor_id: int | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    registered_delivery: int = 0
+    callback_url: str | None = None
+    valid_until: datetime | None = None
+    created_at: datetime = field(default_factory=_now)
+    billed_at: datetime | None = None
+    # Viber content and the Viber→SMS cascade (migration 0305)
+    traffic_type: str | None = None
+    fallback_channel: str | None = None
+    fallback_ttl: int | None = None
+    image_url: str | None = None
+    button_url: str | None = None
+    button_caption: str | None = None
+    # SMPP schedule_delivery_time and replace_sm (migration 0370)
+    scheduled_for: datetime | None = None  # queued with not_before = this (None: now)
+    smpp_data_coding: int | None = None    # the client's submit_sm data_coding
+    route: tuple[int, ...] = ()
+
+
+# Columns COPY writes, in NewMessage field order (``route`` excluded).
+INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage) if f.name != "route")
+
+
+build_new_message: Callable[[Sequence], NewMessage] = positional_builder(NewMessage)
+"""``NewMessage`` from all its field values in field order (``route`` last), without defaults."""
+
+_COLUMN_VALUES = operator.attrgetter(*INSERT_COLUMNS)
+_BILLED_AT = INSERT_COLUMNS.index("billed_at")
+
+
+def _record(msg: NewMessage) -> tuple:
+    # attrgetter builds the row in C: this runs once per stored message.
+    # Status is a str subclass, which the text encoder takes as it is.
+    values = _COLUMN_VALUES(msg)
+    if msg.billed_at is None and msg.status == Status.BILLED:
+        values = (*values[:_BILLED_AT], msg.created_at, *values[_BILLED_AT + 1:])
+    return values
+
+
+async def insert_messages(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
+    """Write ``msgs`` with one COPY (call inside the caller's transaction)."""
+    if not msgs:
+        return
+    data = copy_messages_binary(msgs)
+    if data is None:  # a value the fast encoder does not take: asyncpg's own (and its errors)
+        await conn.copy_records_to_table(
+            "messages", records=[_record(m) for m in msgs], columns=INSERT_COLUMNS
+        )
+    else:
+        # a buffer is sent as it is (a file would be read in the executor's threads)
+        await conn.copy_to_table("messages", source=memoryview(data), columns=_COPY_COLUMNS,
+                                 format="binary")
+
+
+# -- new messages as arrays: one statement, for small batches ---------------------------
+#
+# A COPY costs two round trips (the statement, then the data); an INSERT of unnested
+# arrays costs one and can share its statement with other rows (the send queue's,
+# gateway.store.queue.insert_and_enqueue). asyncpg encodes each value, which for a few hundred
+# rows costs less than the round trip saved; large batches keep the binary COPY.
+
+
+def unnest_insert(first_param: int) -> str:
+    """``INSERT INTO messages … SELECT FROM unnest(…)`` taking :func:`unnest_args` from
+    parameter ``$first_param`` on."""
+    arrays = ", ".join(
+        # char(3) as text: a cast to character[] would cut the value to one character
+        f"${first_param + i}::{'text' if COPY_COLUMN_TYPES[c] == 'character' else COPY_COLUMN_TYPES[c]}[]"
+        for i, c in enumerate(INSERT_COLUMNS)
+    )
+    return f"INSERT INTO messages ({', '.join(INSERT_COLUMNS)}) SELECT * FROM unnest({arrays})"
+
+
+def unnest_args(msgs: Sequence[NewMessage]) -> list[list]:
+    """The column arrays of :func:`unnest_insert`, one list per column of :data:`INSERT_COLUMNS`."""
+    return [list(column) for column in zip(*map(_record, msgs), strict=True)]
+
+
+# -- binary COPY of new messages -------------------------------------------------------------
+#
+# asyncpg encodes each of a row's 40 values on its own (a Decimal, two timestamps...): about
+# 5 µs a message. The messages of a batch mostly differ in a few columns only (id,
+# destination, charge_ref, mccmnc); the others repeat the previous row's values, so their
+# encoding is kept and reused. The wire format is PostgreSQL's binary COPY (manual, COPY,
+# "Binary Format"); each value is encoded exactly as asyncpg encodes it (its pgproto codecs),
+# and a value of a type it is not sure of makes the batch go through asyncpg instead.
+
+# The messages table's column types (migrations 0300, 0305, 0370); a test checks them
+# against the database. The one-statement insert (unnest_insert) casts its arrays to them,
+# so a NewMessage field missing here fails at import.
+COPY_COLUMN_TYPES: dict[str, str] = {
+    "partner_id": "bigint", "origin": "text", "sender": "text", "destination": "text",
+    "text": "text", "channel": "text", "id": "uuid", "user_id": "bigint", "api_key_id": "bigint",
+    "smpp_account_id": "bigint", "smpp_session": "text", "mccmnc": "text", "parts": "smallint",
+    "encoding": "text", "data_coding": "smallint", "flash": "boolean", "accept_mo": "boolean",
+    "cost": "numeric", "currency": "character", "charge_ref": "text", "label": "text",
+    "campaign_id": "bigint", "client_ref": "text", "status": "text", "vendor_id": "bigint",
+    "error_code": "text", "error_text": "text", "registered_delivery": "smallint",
+    "callback_url": "text", "valid_until": "timestamp with time zone",
+    "created_at": "timestamp with time zone", "billed_at": "timestamp with time zone",
+    "traffic_type": "text", "fallback_channel": "text", "fallback_ttl": "integer",
+    "image_url": "text", "button_url": "text", "button_caption": "text",
+    "scheduled_for": "timestamp with time zone", "smpp_data_coding": "smallint",
+}
+# Encoded for every row: what differs from one message to the next, and the booleans (a
+# shared encoding is reused for equal values, and 1 == True: asyncpg refuses 1 there).
+_PER_ROW = ("id", "destination", "charge_ref", "mccmnc", "flash", "accept_mo")
+_SHARED = tuple(c for c in INSERT_COLUMNS if c not in _PER_ROW)  # reused while they repeat
+_COPY_COLUMNS = _PER_ROW + _SHARED
+_ROW_VALUES = operator.attrgetter(*_PER_ROW)
+_SHARED_VALUES = operator.attrgetter(*_SHARED)
+_SHARED_BILLED_AT = _SHARED.index("billed_at")
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
+_COPY_TRAILER = b"\xff\xff"
+_NULL_VALUE = b"\xff\xff\xff\xff"
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+class _Unsupported(Exception):
+    """A value the fast encoder leaves to asyncpg."""
+
+
+def _text(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise _Unsupported
+    data = value.encode()
+    return len(data).to_bytes(4, "big") + data
+
+
+def _integer(size: int) -> Callable[[object], bytes]:
+    low, high = -(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1
+    length = size.to_bytes(4, "big")
+
+    def encode(value: object) -> bytes:
+        # asyncpg takes any int (an IntEnum such as DataCoding, a bool) by its int value
+        if not isinstance(value, int):
+            raise _Unsupported
+        number = int(value)
+        if not low <= number <= high:
+            raise _Unsupported
+        return length + number.to_bytes(size, "big", signed=True)
+
+    return encode
+
+
+def _boolean(value: object) -> bytes:
+    if type(value) is not bool:
+        raise _Unsupported
+    return b"\x00\x00\x00\x01\x01" if value else b"\x00\x00\x00\x01\x00"
+
+
+def _uuid(value: object) -> bytes:
+    if not isinstance(value, uuid.UUID):
+        raise _Unsupported
+    return b"\x00\x00\x00\x10" + value.bytes
+
+
+def _timestamptz(value: object) -> bytes:
+    if type(value) is not datetime or value.utcoffset() is None:
+        raise _Unsupported  # naive: asyncpg reads it as local time
+    micros = (value - _PG_EPOCH) // _MICROSECOND
+    return b"\x00\x00\x00\x08" + micros.to_bytes(8, "big", signed=True)
+
+
+def _numeric(value: object) -> bytes:
+    """A finite Decimal as asyncpg's numeric_encode_binary writes it (base-10000 digits)."""
+    if type(value) is not Decimal or not value.is_finite():
+        raise _Unsupported
+    sign, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    if exponent < 0 and -exponent > 0x3FFF:
+        raise _Unsupported
+    dweight = len(digits) + exponent - 1
+    weight = (dweight + 4) // 4 - 1 if dweight >= 0 else -((-dweight - 1) // 4 + 1)
+    padding = (weight + 1) * 4 - (dweight + 1)
+    count = (len(digits) + padding + 3) // 4
+    if not -0x8000 <= weight <= 0x7FFF or count > 0xFFFF:
+        raise _Unsupported
+    padded = (0,) * 4 + tuple(digits) + (0,) * 4
+    j = 4 - padding
+    groups = []
+    for _ in range(count):
+        groups.append(padded[j] * 1000 + padded[j + 1] * 100 + padded[j + 2] * 10 + padded[j + 3])
+        j += 4
+    head = struct.pack(">ihhHh", 8 + 2 * count, count, weight, 0x4000 if sign else 0,
+                       -exponent if exponent < 0 else 0)
+    return head + struct.pack(f">{count}H", *groups)
+
+
+_ENCODERS: dict[str, Callable[[object], bytes]] = {
+    "text": _text, "character": _text, "uuid": _uuid, "bigint": _integer(8),
+    "integer": _integer(4), "smallint": _integer(2), "boolean": _boolean, "numeric": _numeric,
+    "timestamp with time zone": _timestamptz,
+}
+
+
+def _unknown(value: object) -> bytes:
+    raise _Unsupported  # a column added to NewMessage but not to COPY_COLUMN_TYPES: asyncpg's
+
+
+_SHARED_ENCODERS = tuple(_ENCODERS.get(COPY_COLUMN_TYPES.get(c, ""), _unknown) for c in _SHARED)
+_ROW_START = len(_COPY_COLUMNS).to_bytes(2, "big")
+
+
+def _encode_shared(values: tuple) -> bytes:
+    return b"".join(_NULL_VALUE if v is None else encode(v)
+                    for encode, v in zip(_SHARED_ENCODERS, values, strict=True))
+
+
+def copy_messages_binary(msgs: Sequence[NewMessage]) -> bytes | None:
+    """Binary COPY data of ``msgs`` as :func:`insert_messages` stores them, for the columns
+    ``_COPY_COLUMNS``; None when a value is one the encoder leaves to asyncpg."""
+    parts = [_COPY_HEADER]
+    append = parts.append
+    last: tuple | None = None
+    shared = b""
+    true, false = _boolean(True), _boolean(False)
+    networks: dict[str, bytes] = {}
+    try:
+        for msg in msgs:
+            ident, destination, ref, mccmnc, flash, accept_mo = _ROW_VALUES(msg)
+            key = _SHARED_VALUES(msg)
+            if msg.billed_at is None and msg.status == Status.BILLED:
+                key = (*key[:_SHARED_BILLED_AT], msg.created_at, *key[_SHARED_BILLED_AT + 1:])
+            if key != last:  # equal values encode alike (the booleans are not in it)
+                shared = _encode_shared(key)
+                last = key
+            if not isinstance(ident, uuid.UUID) or not isinstance(destination, str):
+                raise _Unsupported
+            encoded = destination.encode()
+            network = networks.get(mccmnc) if type(mccmnc) is str else None  # a few per batch
+            if network is None:
+                network = _NULL_VALUE if mccmnc is None else _text(mccmnc)
+                if type(mccmnc) is str:
+                    networks[mccmnc] = network
+            append(_ROW_START)
+            append(b"\x00\x00\x00\x10")
+            append(ident.bytes)
+            append(len(encoded).to_bytes(4, "big"))
+            append(encoded)
+            if type(ref) is str:
+                ref_bytes = ref.encode()
+                append(len(ref_bytes).to_bytes(4, "big"))
+                append(ref_bytes)
+            else:
+                append(_NULL_VALUE if ref is None else _text(ref))
+            append(network)
+            append(true if flash is True else false if flash is False else _boolean(flash))
+            append(true if accept_mo is True else false if accept_mo is False else _boolean(accept_mo))
+            append(shared)
+    except _Unsupported:
+        return None
+    append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A stored message, as read back."""
+
+    id: uuid.UUID
+    partner_id: int
+    user_id: int | None
+    api_key_id: int | None
+    smpp_account_id: int | None
+    smpp_session: str | None
+    origin: str
+    channel: str
+    sender: str
+    destination: str
+    mccmnc: str | None
+    text: str
+    parts: int
+    encoding: str
+    data_coding: int
+    flash: bool
+    accept_mo: bool
+    cost: Decimal
+    currency: str | None
+    charge_ref: str | None
+    label: str
+    campaign_id: int | None
+    client_ref: str | None
+    status: Status
+    vendor_id: int | None
+    vendor_message_id: str | None
+    vendor_message_key: str | None
+    vendor_match_keys: list[str] | None
+    error_code: str | None
+    error_text: str | None
+    registered_delivery: int
+    callback_url: str | None
+    valid_until: datetime | None
+    created_at: datetime
+    billed_at: datetime | None
+    sent_at: datetime | None
+    done_at: datetime | None
+    seen_at: datetime | None
+    updated_at: datetime
+    traffic_type: str | None = None
+    fallback_channel: str | None = None
+    fallback_ttl: int | None = None
+    image_url: str | None = None
+    button_url: str | None = None
+    button_caption: str | None = None
+    scheduled_for: datetime | None = None
+    smpp_data_coding: int | None = None
+
+    @staticmethod
+    def from_row(record: asyncpg.Record) -> Message:
+        """A Message from a row that starts with :data:`MESSAGE_COLUMNS`, in that order.
+
+        Every read selects those columns explicitly (never ``*``), so the values
+        are taken by position: no lookup by name on the hot paths.
+        """
+        message = _build_message(record)
+        _set_status(message, _STATUSES[message.status])
+        return message
+
+    @property
+    def wants_receipt(self) -> bool:
+        """SMPP 3.4 §5.2.17: bits 0-1 of registered_delivery ask for a final receipt."""
+        return self.registered_delivery & 0b11 != 0
+
+
+_MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Message))
+_build_message = positional_builder(Message)
+_set_status = Message.__dict__["status"].__set__
+_STATUSES: dict[str, Status] = {str(status): status for status in Status}
+
+
+def message_columns(alias: str = "") -> str:
+    """Every column :meth:`Message.from_row` reads, in field order (``alias.`` before each)."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + name for name in _MESSAGE_FIELDS)
+
+
+MESSAGE_COLUMNS = message_columns()
+
+
+async def get_message(conn: asyncpg.Connection, message_id: uuid.UUID) -> Message | None:
+    record = await conn.fetchrow(f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1", message_id)
+    return Message.from_row(record) if record else None
+
+
+async def apply_event(
+    conn: asyncpg.Connection, message_id: uuid.UUID, event: Event | str, *,
+    at: datetime | None = None, error_code: str | None = None, error_text: str | None = None,
+) -> Message | None:
+    """Apply ``event``; the updated message if its status moved, None if ignored.
+
+    The first time a status is reached stamps its time (``billed_at``,
+    ``sent_at``, ``done_at``, ``seen_at``); later events never overwrite it.
+    """
+    (result,) = await apply_events(
+        conn, [EventUpdate(message_id, Event(event), at, error_code, error_text)]
+    )
+    return result
+
+
+def match_keys(vendor_id: int, message_id: str, keys: Iterable[str] | None = None) -> list[str]:
+    """The index keys of a vendor's message id: ``message_id_keys`` (or the ``keys``
+    given, e.g. one ``message_id_key`` for a vendor of known format) under the vendor id."""
+    chosen = message_id_keys(message_id) if keys is None else keys
+    return sorted(f"{vendor_id}{key}" for key in chosen)
+
+
+async def mark_sent(
+    conn: asyncpg.Connection, message_id: uuid.UUID, *, vendor_id: int,
+    vendor_message_id: str, keys: Iterable[str] | None = None, at: datetime | None = None,
+) -> Message | None:
+    """A vendor accepted the message: record its id; the message if it moved to SENT.
+
+    The id is recorded whatever the status (a receipt may be processed first and
+    must still find the message later). ``keys`` overrides the match keys when the
+    vendor's id format is known (``smpp.receipts.message_id_key``).
+    """
+    (result,) = await mark_sent_many(
+        conn, [SentUpdate(message_id, vendor_id, vendor_message_id,
+                          None if keys is None else tuple(keys))], at,
+    )
+    return result
+
+
+async def apply_receipt(
+    conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str, event: Event | str, *,
+    keys: Iterable[str] | None = None, at: datetime | None = None,
+    error_code: str | None = None, error_text: str | None = None,
+) -> Message | None:
+    """A delivery receipt from ``vendor_id`` quoting ``receipt_message_id``.
+
+    Returns the message if its status moved. None means no message matches or
+    the receipt is late or repeated; tell them apart with :func:`find_by_vendor_id`.
+    """
+    (result,) = await apply_receipts(conn, [ReceiptUpdate(
+        vendor_id, receipt_message_id, Event(event), at, error_code, error_text,
+        None if keys is None else tuple(keys),
+    )])
+    return result
+
+
+async def find_by_vendor_id(
+    conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str,
+    keys: Iterable[str] | None = None,
+) -> Message | None:
+    """The message a receipt quoting ``receipt_message_id`` would match (same rule)."""
+    record = await conn.fetchrow(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages WHERE vendor_match_keys && $1::text[]
+            ORDER BY vendor_message_key IS NOT DISTINCT FROM $2 DESC, created_at DESC LIMIT 1""",
+        match_keys(vendor_id, receipt_message_id, keys), normalise_message_id(receipt_message_id),
+    )
+    return Message.from_row(record) if record else None
+
+
+# --- batches: one statement for many messages (the SendWorker, receipt writer) ---------
+
+
+@dataclass(frozen=True, slots=True)
+class SentUpdate:
+    """A vendor accepted ``message_id`` under ``vendor_message_id``."""
+
+    message_id: uuid.UUID
+    vendor_id: int
+    vendor_message_id: str
+    keys: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EventUpdate:
+    message_id: uuid.UUID
+    event: Event
+    at: datetime | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiptUpdate:
+    """A delivery receipt: ``vendor_id`` reports ``event`` for ``receipt_message_id``."""
+
+    vendor_id: int
+    receipt_message_id: str
+    event: Event
+    at: datetime | None = None
+    error_code: str | None = None
+    error_text: str | None = None
+    keys: tuple[str, ...] | None = None
+
+
+def _flat_keys(pairs: Sequence[tuple[int, str, Iterable[str] | None]]) -> tuple[list[int], list[str]]:
+    """Match keys of many ids as two flat arrays (owner ordinal, key) for unnest."""
+    owners: list[int] = []
+    keys: list[str] = []
+    for ordinal, (vendor_id, message_id, given) in enumerate(pairs, start=1):
+        for key in match_keys(vendor_id, message_id, given):
+            owners.append(ordinal)
+            keys.append(key)
+    return owners, keys
+
+
+_MARK_SENT_MANY = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
+        WITH ORDINALITY AS u(id, vendor_id, vmid, normal, ord)
+), k AS (
+    SELECT ord, array_agg(key ORDER BY key) AS keys
+    FROM unnest($5::bigint[], $6::text[]) AS k(ord, key) GROUP BY ord
+), old AS (
+    SELECT m.id, m.status AS previous FROM messages m JOIN u ON u.id = m.id
+    ORDER BY m.id FOR UPDATE OF m
+)
+UPDATE messages m SET
+    vendor_id = u.vendor_id, vendor_message_id = u.vmid, vendor_message_key = u.normal,
+    vendor_match_keys = k.keys,
+    status = CASE WHEN m.status = ANY($7::text[]) THEN 'SENT' ELSE m.status END,
+    sent_at = CASE WHEN m.status = ANY($7::text[]) THEN coalesce(m.sent_at, $8) ELSE m.sent_at END,
+    updated_at = now()
+FROM u JOIN old ON old.id = u.id LEFT JOIN k ON k.ord = u.ord
+WHERE m.id = u.id
+RETURNING {columns}, old.previous
+""".replace("{columns}", message_columns("m"))
+
+
+async def mark_sent_many(
+    conn: asyncpg.Connection, updates: Sequence[SentUpdate], at: datetime | None = None
+) -> list[Message | None]:
+    """:func:`mark_sent` for many messages in one statement; results in input order."""
+    if not updates:
+        return []
+    if len({u.message_id for u in updates}) != len(updates):
+        raise ValueError("a message appears twice in one mark_sent_many call")
+    owners, keys = _flat_keys([(u.vendor_id, u.vendor_message_id, u.keys) for u in updates])
+    records = await conn.fetch(
+        _MARK_SENT_MANY,
+        [u.message_id for u in updates], [u.vendor_id for u in updates],
+        # PostgreSQL text cannot hold NUL; a C-octet string may arrive with its terminator.
+        [u.vendor_message_id.replace("\x00", "") for u in updates],
+        [normalise_message_id(u.vendor_message_id) for u in updates],
+        owners, keys, allowed_from(Event.SENT), at or _now(),
+    )
+    allowed = allowed_from(Event.SENT)
+    moved = {r["id"]: Message.from_row(r) for r in records if r["previous"] in allowed}
+    return [moved.get(u.message_id) for u in updates]
+
+
+_APPLY_EVENTS = """
+WITH u AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                         $6::text[]) AS u(id, target, allowed, at, error_code, error_text)
+)
+UPDATE messages m SET
+    status = u.target,
+    billed_at = CASE WHEN u.target = 'BILLED' THEN coalesce(m.billed_at, u.at) ELSE m.billed_at END,
+    sent_at = CASE WHEN u.target = 'SENT' THEN coalesce(m.sent_at, u.at) ELSE m.sent_at END,
+    done_at = CASE WHEN u.target IN ('DELIVERED', 'UNDELIVERED', 'FAILED', 'SEEN')
+                   THEN coalesce(m.done_at, u.at) ELSE m.done_at END,
+    seen_at = CASE WHEN u.target = 'SEEN' THEN coalesce(m.seen_at, u.at) ELSE m.seen_at END,
+    error_code = coalesce(u.error_code, m.error_code),
+    error_text = coalesce(u.error_text, m.error_text),
+    updated_at = now()
+FROM u
+WHERE m.id = u.id AND m.status = ANY(string_to_array(u.allowed, ','))
+RETURNING {columns}
+""".replace("{columns}", message_columns("m"))
+
+
+async def apply_events(
+    conn: asyncpg.Connection, updates: Sequence[EventUpdate]
+) -> list[Message | None]:
+    """:func:`apply_event` for many messages; the moved message per update, in order.
+
+    Several updates for one message are applied in input order (one statement
+    per round), so a batch behaves as the same calls made one by one.
+    """
+    results: list[Message | None] = [None] * len(updates)
+    rounds: list[list[int]] = []
+    seen: dict[uuid.UUID, int] = {}
+    for index, update in enumerate(updates):
+        depth = seen.get(update.message_id, 0)
+        seen[update.message_id] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(index)
+    now = _now()
+    for indexes in rounds:
+        batch = [updates[i] for i in indexes]
+        events = [Event(u.event) for u in batch]
+        records = await conn.fetch(
+            _APPLY_EVENTS, [u.message_id for u in batch],
+            [str(EVENT_TARGET[e]) for e in events], [",".join(allowed_from(e)) for e in events],
+            [u.at or now for u in batch], [u.error_code for u in batch],
+            [u.error_text for u in batch],
+        )
+        moved = {r["id"]: Message.from_row(r) for r in records}
+        for i in indexes:
+            results[i] = moved.get(updates[i].message_id)
+    return results
+
+
+_MATCH_RECEIPTS = """
+WITH k AS (
+    SELECT ord, array_agg(key) AS keys
+    FROM unnest($2::bigint[], $3::text[]) AS k(ord, key) GROUP BY ord
+)
+SELECT r.ord, t.id
+FROM unnest($1::text[]) WITH ORDINALITY AS r(normal, ord)
+JOIN k ON k.ord = r.ord
+CROSS JOIN LATERAL (
+    SELECT id FROM messages WHERE vendor_match_keys && k.keys
+    ORDER BY vendor_message_key IS NOT DISTINCT FROM r.normal DESC, created_at DESC
+    LIMIT 1
+) t
+"""
+
+
+async def apply_receipts(
+    conn: asyncpg.Connection, receipts: Sequence[ReceiptUpdate]
+) -> list[Message | None]:
+    """:func:`apply_receipt` for many receipts (two statements); results in input order."""
+    if not receipts:
+        return []
+    owners, keys = _flat_keys([(r.vendor_id, r.receipt_message_id, r.keys) for r in receipts])
+    matched = {
+        row["ord"]: row["id"]
+        for row in await conn.fetch(
+            _MATCH_RECEIPTS, [normalise_message_id(r.receipt_message_id) for r in receipts],
+            owners, keys,
+        )
+    }
+    wanted = [(i, r) for i, r in enumerate(receipts) if (i + 1) in matched]
+    moved = await apply_events(conn, [
+        EventUpdate(matched[i + 1], Event(r.event), r.at, r.error_code, r.error_text)
+        for i, r in wanted
+    ])
+    results: list[Message | None] = [None] * len(receipts)
+    for (i, _), message in zip(wanted, moved, strict=True):
+        results[i] = message
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class PageCursor:
+    """Where the previous page ended: the last row's (created_at, id)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+
+def page_cursor(message: Message) -> PageCursor:
+    return PageCursor(message.created_at, message.id)
+
+
+async def list_for_partner(
+    conn: asyncpg.Connection, partner_id: int, *, limit: int = 150,
+    before: PageCursor | None = None, status: Status | str | None = None,
+    since: datetime | None = None, until: datetime | None = None,
+) -> list[Message]:
+    """One page of a partner's messages, newest first (keyset: no OFFSET scans).
+
+    Served by ``messages_partner_created``; filters narrow the page, they do not
+    change its order.
+    """
+    records = await conn.fetch(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+           WHERE partner_id = $1
+             AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
+             AND ($4::text IS NULL OR status = $4)
+             AND ($5::timestamptz IS NULL OR created_at >= $5)
+             AND ($6::timestamptz IS NULL OR created_at < $6)
+           ORDER BY created_at DESC, id DESC
+           LIMIT $7""",
+        partner_id,
+        before.created_at if before else None, before.id if before else None,
+        str(Status(status)) if status else None, since, until, limit,
+    )
+    return [Message.from_row(r) for r in records]

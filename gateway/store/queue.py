@@ -1,0 +1,365 @@
+"""The durable send queue in PostgreSQL (table ``send_queue``, migration 0301).
+
+Each queued message carries its route: the vendor ids to try, in failover
+order, and the position of the vendor being tried. Any number of workers, in
+any number of processes, claim due rows with ``FOR UPDATE SKIP LOCKED``; a
+claim is a lease: it sets ``claimed_by`` and pushes ``not_before`` to the end
+of the lease, so the rows of a worker that died come back to the queue when
+its lease ends, with no cleanup job. Workers hold only what they claimed (at
+most ``limit`` rows per call), never the whole queue.
+
+Every call after a claim names the worker and only acts if that worker still
+holds the row: a worker whose lease ran out cannot complete a row another
+worker has claimed since.
+
+Public API (connection first; call inside the transaction that also updates the
+message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``)::
+
+    enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.store.commit
+    enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
+    insert_and_enqueue(conn, new_messages, items=None) -> None   # store them, queue those with a route
+    store_items(new_messages) -> (sql, args) | None          # the same as WITH items of a larger statement
+    claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
+    complete(conn, worker_id, message_id) -> bool             # vendor accepted it
+    complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
+    retry_later(conn, worker_id, message_id, delay, error=None) -> bool
+    failover(conn, worker_id, message_id, error=None) -> Claim | None   # next vendor in route
+    fail(conn, worker_id, message_id, error=None) -> bool     # give up: row removed
+    release(conn, worker_id, message_ids) -> int              # shutting down: back to the queue
+    extend_lease(conn, worker_id, message_ids, lease) -> int  # a send that takes long
+    depth(conn, vendor_id=None) -> int
+    backoff(attempt, base=1.0, cap=300.0, rand=random.random) -> float   # pure
+    new_worker_id() -> str
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import struct
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from gateway.store.messages import (
+    INSERT_COLUMNS,
+    Message,
+    NewMessage,
+    insert_messages,
+    message_columns,
+    unnest_args,
+    unnest_insert,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A queued message leased to one worker, with the message itself."""
+
+    message_id: uuid.UUID
+    vendor_id: int
+    route: tuple[int, ...]
+    position: int
+    attempt: int
+    claimed_until: datetime
+    message: Message | None  # None for failover() answers, which do not re-read it
+
+
+def new_worker_id() -> str:
+    """An id unique to this worker instance: host, pid, and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def backoff(
+    attempt: int, *, base: float = 1.0, cap: float = 300.0,
+    rand: Callable[[], float] = random.random,
+) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential, capped, full jitter.
+
+    Full jitter (a uniform draw below the exponential bound) spreads retries of
+    many messages that failed together instead of sending them back in a wave.
+    """
+    bound = min(cap, base * (2 ** max(0, attempt)))
+    return bound * rand()
+
+
+async def enqueue(
+    conn: asyncpg.Connection,
+    items: Sequence[tuple[uuid.UUID, Sequence[int]] | tuple[uuid.UUID, Sequence[int], datetime | None]],
+) -> None:
+    """Queue messages for sending; each route must name at least one vendor.
+
+    An item may carry a third value, ``not_before``: no worker claims the row
+    earlier (a scheduled message, SMPP 3.4 §5.2.14). None, or no third value, is now.
+    """
+    if not items:
+        return
+    due = []
+    scheduled = []
+    for item in items:
+        route = item[1]
+        if not route:
+            raise ValueError(f"message {item[0]}: empty route")
+        if len(item) == 2 or item[2] is None:
+            due.append(item)
+        else:
+            scheduled.append((item[0], list(route), route[0], item[2]))
+    if due:
+        data = _copy_binary(due)
+        if data is None:  # a value the fast encoder does not take: asyncpg's own (and its errors)
+            await conn.copy_records_to_table(
+                "send_queue", records=[(i[0], list(i[1]), i[1][0]) for i in due],
+                columns=("message_id", "route", "vendor_id"),
+            )
+        else:
+            # a buffer is sent as it is (a file would be read in the executor's threads)
+            await conn.copy_to_table("send_queue", source=memoryview(data),
+                                     columns=("message_id", "route", "vendor_id"), format="binary")
+    if scheduled:
+        await conn.copy_records_to_table(
+            "send_queue", records=scheduled,
+            columns=("message_id", "route", "vendor_id", "not_before"),
+        )
+
+
+# Up to this many messages are stored and queued by one statement (one round trip); more
+# go by two binary COPYs (four round trips, but cheaper per row).
+UNNEST_MAX_ROWS = 256
+_N = len(INSERT_COLUMNS)
+# The foreign key of send_queue is checked at the end of the statement, once the messages
+# of the same statement are in.
+_STORE_ITEMS = f"""m AS ({unnest_insert(1)}
+), q AS (
+    INSERT INTO send_queue (message_id, route, vendor_id, not_before)
+    SELECT q.id, q.route::bigint[], q.vendor_id, coalesce(q.not_before, now())
+    FROM unnest(${_N + 1}::uuid[], ${_N + 2}::text[], ${_N + 3}::bigint[], ${_N + 4}::timestamptz[])
+         AS q(id, route, vendor_id, not_before)
+)"""
+_STORE_AND_QUEUE = f"WITH {_STORE_ITEMS}\nSELECT"
+
+
+def store_items(msgs: Sequence[NewMessage]) -> tuple[str, list] | None:
+    """The WITH items (``m``, ``q``; parameters from $1) storing ``msgs`` and queueing those
+    with a route, and their arguments, for a statement that writes more (billing's
+    :meth:`~billing.charging.PendingDebit.apply`); None above :data:`UNNEST_MAX_ROWS`
+    messages, which go by :func:`insert_and_enqueue`'s COPYs."""
+    if not msgs or len(msgs) > UNNEST_MAX_ROWS:
+        return None
+    ids, routes, vendors, not_before = [], [], [], []
+    for m in msgs:
+        if m.route:
+            ids.append(m.id)
+            routes.append("{" + ",".join(map(str, map(int, m.route))) + "}")
+            vendors.append(m.route[0])
+            not_before.append(m.scheduled_for)
+    return _STORE_ITEMS, [*unnest_args(msgs), ids, routes, vendors, not_before]
+
+
+async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage], *,
+                             items: tuple[str, list] | None = None) -> None:
+    """Store ``msgs`` and queue each one that has a route, from its ``scheduled_for``
+    (inside the caller's transaction; up to :data:`UNNEST_MAX_ROWS` messages it is one
+    statement, which may also run alone). ``items``: :func:`store_items` of ``msgs`` when
+    the caller already built them."""
+    if not msgs:
+        return
+    if items is None:
+        items = store_items(msgs)
+    if items is None:
+        await insert_messages(conn, msgs)
+        await enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in msgs if m.route])
+        return
+    await conn.execute(_STORE_AND_QUEUE, *items[1])
+
+
+# Binary COPY (PostgreSQL manual, COPY, "Binary Format") of (message_id, route, vendor_id)
+# rows, written here rather than by asyncpg: a batch has a handful of distinct routes, each
+# encoded once, where asyncpg encodes every route array element by element.
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_COPY_TRAILER = b"\xff\xff"
+_ROW_START = b"\x00\x03\x00\x00\x00\x10"  # three columns, then the uuid's length
+_INT8_OID = 20
+_INT8_MIN, _INT8_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _route_and_vendor(route: Sequence[int]) -> bytes | None:
+    """The binary ``bigint[]`` of ``route`` then the ``bigint`` of its first vendor; None
+    when an element is not a plain int in range."""
+    if not all(type(v) is int and _INT8_MIN <= v <= _INT8_MAX for v in route):
+        return None
+    # array: dimensions, has-nulls flag, element type, then (length, lower bound) per dimension
+    body = struct.pack(">iiiii", 1, 0, _INT8_OID, len(route), 1)
+    body += b"".join(struct.pack(">iq", 8, v) for v in route)
+    return struct.pack(">i", len(body)) + body + struct.pack(">iq", 8, route[0])
+
+
+def _copy_binary(items: Sequence[tuple]) -> bytes | None:
+    """COPY data of (message_id, route, ...) items for the columns (message_id, route,
+    vendor_id); None when a value is one the encoder leaves to asyncpg."""
+    parts = [_COPY_HEADER]
+    append = parts.append
+    encoded: dict[tuple, bytes | None] = {}
+    for item in items:
+        message_id, route = item[0], item[1]
+        if not isinstance(message_id, uuid.UUID):
+            return None
+        key = route if type(route) is tuple else tuple(route)
+        tail = encoded.get(key)
+        if tail is None:
+            tail = encoded[key] = _route_and_vendor(key)
+            if tail is None:
+                return None
+        append(_ROW_START)
+        append(message_id.bytes)
+        append(tail)
+    append(_COPY_TRAILER)
+    return b"".join(parts)
+
+
+_CLAIM = """
+WITH picked AS (
+    SELECT message_id FROM send_queue
+    WHERE not_before <= now() {vendor}
+    ORDER BY not_before
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE send_queue q SET
+    claimed_by = $1,
+    claimed_until = now() + make_interval(secs => $3),
+    not_before = now() + make_interval(secs => $3),
+    attempt = q.attempt + 1
+FROM picked, messages m
+WHERE q.message_id = picked.message_id AND m.id = q.message_id
+RETURNING {columns}, q.message_id AS q_message_id, q.vendor_id AS q_vendor_id,
+          q.route AS q_route, q.position AS q_position, q.attempt AS q_attempt,
+          q.claimed_until AS q_claimed_until
+"""
+_CLAIM_ANY = _CLAIM.format(vendor="", columns=message_columns("m"))
+_CLAIM_VENDOR = _CLAIM.format(vendor="AND vendor_id = $4", columns=message_columns("m"))
+
+
+def _claim(record: asyncpg.Record, with_message: bool = True) -> Claim:
+    return Claim(
+        message_id=record["q_message_id"], vendor_id=record["q_vendor_id"],
+        route=tuple(record["q_route"]), position=record["q_position"],
+        attempt=record["q_attempt"], claimed_until=record["q_claimed_until"],
+        message=Message.from_row(record) if with_message else None,
+    )
+
+
+async def claim(
+    conn: asyncpg.Connection, worker_id: str, limit: int, vendor_id: int | None = None, *,
+    lease: float = 30.0,
+) -> list[Claim]:
+    """Lease up to ``limit`` due messages (for one vendor, or any) to ``worker_id``."""
+    if vendor_id is None:
+        records = await conn.fetch(_CLAIM_ANY, worker_id, limit, float(lease))
+    else:
+        records = await conn.fetch(_CLAIM_VENDOR, worker_id, limit, float(lease), vendor_id)
+    claims = [_claim(r) for r in records]
+    claims.sort(key=lambda c: c.message_id)  # UUIDv7: oldest first
+    return claims
+
+
+async def complete(conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID) -> bool:
+    """The vendor took the message: drop it from the queue. False if no longer ours."""
+    result = await conn.execute(
+        "DELETE FROM send_queue WHERE message_id = $1 AND claimed_by = $2", message_id, worker_id
+    )
+    return result == "DELETE 1"
+
+
+async def complete_many(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """:func:`complete` (or :func:`fail`) for many rows; the ids that were still ours."""
+    if not message_ids:
+        return set()
+    rows = await conn.fetch(
+        """DELETE FROM send_queue WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2
+           RETURNING message_id""",
+        list(message_ids), worker_id,
+    )
+    return {r["message_id"] for r in rows}
+
+
+async def fail(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, error: str | None = None
+) -> bool:
+    """Give up on the message (mark it FAILED in the same transaction). False if not ours."""
+    # The error belongs on the message row; the queue row simply goes away.
+    del error
+    return await complete(conn, worker_id, message_id)
+
+
+async def retry_later(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, delay: float,
+    error: str | None = None,
+) -> bool:
+    """Give the message back, claimable again after ``delay`` seconds. False if not ours."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_by = NULL, claimed_until = NULL,
+               not_before = now() + make_interval(secs => $3), last_error = coalesce($4, last_error)
+           WHERE message_id = $1 AND claimed_by = $2""",
+        message_id, worker_id, float(delay), error,
+    )
+    return result == "UPDATE 1"
+
+
+async def failover(
+    conn: asyncpg.Connection, worker_id: str, message_id: uuid.UUID, error: str | None = None
+) -> Claim | None:
+    """Move the message to the next vendor of its route, due now, attempts reset.
+
+    None when the route is exhausted (or the row is no longer ours): then
+    :func:`fail` it.
+    """
+    record = await conn.fetchrow(
+        """UPDATE send_queue SET position = position + 1, vendor_id = route[position + 2],
+               attempt = 0, claimed_by = NULL, claimed_until = NULL, not_before = now(),
+               last_error = coalesce($3, last_error)
+           WHERE message_id = $1 AND claimed_by = $2 AND position + 1 < cardinality(route)
+           RETURNING message_id AS q_message_id, vendor_id AS q_vendor_id, route AS q_route,
+                     position AS q_position, attempt AS q_attempt,
+                     now() AS q_claimed_until""",
+        message_id, worker_id, error,
+    )
+    return _claim(record, with_message=False) if record else None
+
+
+async def release(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID]
+) -> int:
+    """Return claimed rows to the queue at once (a clean shutdown); the count released."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_by = NULL, claimed_until = NULL, not_before = now(),
+               attempt = greatest(attempt - 1, 0)
+           WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2""",
+        list(message_ids), worker_id,
+    )
+    return int(result.split()[-1])
+
+
+async def extend_lease(
+    conn: asyncpg.Connection, worker_id: str, message_ids: Sequence[uuid.UUID], lease: float
+) -> int:
+    """Keep rows this worker still holds for ``lease`` more seconds; the count extended."""
+    result = await conn.execute(
+        """UPDATE send_queue SET claimed_until = now() + make_interval(secs => $3),
+               not_before = now() + make_interval(secs => $3)
+           WHERE message_id = ANY($1::uuid[]) AND claimed_by = $2""",
+        list(message_ids), worker_id, float(lease),
+    )
+    return int(result.split()[-1])
+
+
+async def depth(conn: asyncpg.Connection, vendor_id: int | None = None) -> int:
+    """Messages queued (claimed or not), for one vendor or all."""
+    if vendor_id is None:
+        return await conn.fetchval("SELECT count(*) FROM send_queue")
+    return await conn.fetchval("SELECT count(*) FROM send_queue WHERE vendor_id = $1", vendor_id)
