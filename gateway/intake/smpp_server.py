@@ -34,8 +34,8 @@ from gateway.intake.smpp_submits import (
     submission_of,
     timing_of,
 )
-from gateway.report.receipts_out import on_status_change
 from gateway.report.smpp_outbox import OutboxDispatcher
+from gateway.report.status import LocalOutbox, status_changed
 from gateway.store.messages import Event, Status, apply_event, get_message
 from smpp.pdu import (
     CancelSm,
@@ -161,7 +161,7 @@ class HeraldSmppHandler(ServerHandler):
     """Binds against ``smpp_accounts``; submits into the pipeline (see the module doc)."""
 
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, on_bound: Callable[[], None] | None = None,
-                 notify: Callable[[int], None] | None = None, binds: BindRegistry | None = None,
+                 outbox: LocalOutbox | None = None, binds: BindRegistry | None = None,
                  throttle: AccountThrottle | None = None) -> None:
         self.pool = pool
         self.pipeline = pipeline
@@ -170,7 +170,7 @@ class HeraldSmppHandler(ServerHandler):
         self.batcher = _Batcher(pipeline)
         self.server: SmppServer | None = None
         self.on_bound = on_bound
-        self.notify = notify
+        self.outbox = outbox  # told of the receipts a take-back writes
         self._verified: dict[tuple[int, str], bytes] = {}
         self._replacing = _KeyLocks()
 
@@ -428,7 +428,7 @@ class HeraldSmppHandler(ServerHandler):
             return False
         moved = await apply_event(conn, message_id, Event.FAILED, error_text=why)
         if moved is not None:
-            await on_status_change(conn, moved, self.notify)
+            await status_changed(conn, [moved], outbox=self.outbox)
         return True
 
 
@@ -459,7 +459,7 @@ class SmppIngress:
         self.handler.server = self.server
         self.outbox = OutboxDispatcher(pool, self.server, poll_interval=poll_interval, lease=lease)
         self.handler.on_bound = self.outbox.notify
-        self.handler.notify = self.outbox.notify
+        self.handler.outbox = self.outbox
 
     @property
     def port(self) -> int:

@@ -1,14 +1,10 @@
 """The Viber→SMS cascade: a Viber message not delivered in time is sent again as SMS.
 
 A Viber message stored with ``fallback_channel='sms'`` and ``fallback_ttl``
-(seconds) falls back when
-
-* it ends UNDELIVERED (undelivered or expired) or FAILED, or
-* it is neither DELIVERED nor SEEN ``fallback_ttl`` seconds after Herald
-  accepted it (``created_at``; a scheduled message counts from its schedule
-  when that is later: :func:`fallback_due`) — sent or still waiting in the
-  send queue. The time counts from acceptance, as the API's ``fallbackTtl``
-  promises, not from the provider's taking it.
+falls back when it ends UNDELIVERED or FAILED, or is neither DELIVERED nor
+SEEN ``fallback_ttl`` seconds after Herald accepted it (the rule is
+:mod:`gateway.report.fallback`). The time counts from acceptance, as the API's
+``fallbackTtl`` promises, sent or still waiting in the send queue.
 
 Due and never sent (BILLED): if no send worker holds its queue row, the job
 takes the row out of the queue (one ``DELETE … WHERE claimed_by IS NULL``, the
@@ -43,27 +39,10 @@ if there is none. The lease (``lease`` seconds) must outlast one pipeline submit
 ``interval`` seconds (``HERALD_VIBER_CASCADE_POLL``: the SMS goes at most that
 late) in every process (the pattern of :mod:`gateway.runtime.housekeeping`).
 It does not scan the messages table: it reads ``viber_cascade_due``, the
-cascade messages pending and when each falls due. A message gets its row when
-it is stored (migration 0410: a row trigger on ``messages`` whose ``WHEN``
-clause passes only cascade messages), due at :func:`fallback_due`. The status
-hook of everything that moves Viber messages (:func:`with_cascade` around the
-billing hook: the Viber send workers, the status webhook's receipt writer, and
-the SMPP connectors' receipt writer, through which housekeeping re-applies
-early reports) brings the row forward to now when the message ends undelivered
-or failed, and drops it when the message is delivered or seen
-(:func:`due_rows`); nothing moves it later. The pipeline gives a cascade
-submitted without ``fallback_ttl`` the ``HERALD_VIBER_FALLBACK_TTL`` default.
-
-Public API::
-
-    fallback_due(message) -> datetime | None       # pure: when the TTL runs out
-    fallback_reason(message, now) -> str | None    # pure: 'ttl' | 'undelivered' | 'failed'
-    sms_submission(message) -> Submission          # pure
-    due_rows(messages, now) -> (due, settled)      # pure: what the status hook writes
-    with_cascade(hook) -> on_change_many hook      # hook, then mark_due(conn, messages)
-    CascadeJob(pool, pipeline, *, interval=None, batch=200, lease=120.0)
-        .start() / .stop() / .run_once(now=None) -> CascadeResult
-    linked_sms(conn, viber_message_id) -> UUID | None
+cascade messages pending and when each falls due, which the message's insert
+(migration 0410) and its status changes (:func:`gateway.report.fallback.mark_due`)
+keep. The pipeline gives a cascade submitted without ``fallback_ttl`` the
+``HERALD_VIBER_FALLBACK_TTL`` default.
 """
 
 from __future__ import annotations
@@ -80,10 +59,9 @@ import asyncpg
 from gateway.accept.pipeline import Accepted, Pipeline, Submission
 from gateway.base import tasks
 from gateway.base.app import task_health
-from gateway.report import callbacks
 from gateway.report.callbacks import CASCADE_REF_PREFIX
-from gateway.report.receipts_out import on_status_changes
-from gateway.send.delivery import OnChangeMany
+from gateway.report.fallback import NOT_SENT, fallback_due, fallback_reason, forget_due
+from gateway.report.status import status_changed
 from gateway.store.messages import (
     IN_FLIGHT,
     Event,
@@ -108,7 +86,6 @@ LIMIT $2
 FOR UPDATE OF d SKIP LOCKED
 """
 
-_DONE_DUE = "DELETE FROM viber_cascade_due WHERE viber_message_id = ANY($1::uuid[])"
 _RELOOK = """
 UPDATE viber_cascade_due d SET due_at = u.due_at
 FROM unnest($1::uuid[], $2::timestamptz[]) AS u(id, due_at)
@@ -123,16 +100,7 @@ DELETE FROM send_queue WHERE message_id = ANY($1::uuid[]) AND claimed_by IS NULL
 RETURNING message_id
 """
 
-NOT_SENT = "fell back to SMS before it was sent"
 _UNSENT = frozenset({Status.PREPARED, Status.BILLED})
-
-# Written by the status hook (due_hook): the earliest reason wins.
-_MARK_DUE = """
-INSERT INTO viber_cascade_due (viber_message_id, due_at)
-SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
-ON CONFLICT (viber_message_id) DO UPDATE
-    SET due_at = least(viber_cascade_due.due_at, EXCLUDED.due_at)
-"""
 
 _CLAIM = """
 INSERT INTO viber_cascade (viber_message_id, partner_id, reason, claimed_until)
@@ -178,34 +146,6 @@ WHERE viber_message_id = $1 AND state = 'claimed'
 """
 
 
-def fallback_due(message: Message) -> datetime | None:
-    """When a cascade message falls back if not delivered: ``fallback_ttl`` seconds after
-    Herald accepted it, or after its schedule when that is later. None: not a cascade.
-    Migration 0410's trigger computes the same when the message is stored."""
-    if (message.channel != "viber" or message.fallback_channel != "sms"
-            or message.fallback_ttl is None):
-        return None
-    start = message.created_at
-    if message.scheduled_for is not None and message.scheduled_for > start:
-        start = message.scheduled_for
-    return start + timedelta(seconds=message.fallback_ttl)
-
-
-def fallback_reason(message: Message, now: datetime) -> str | None:
-    """Why ``message`` falls back to SMS now, or None (the rule of the module doc)."""
-    if message.channel != "viber" or message.fallback_channel != "sms":
-        return None
-    if message.status == Status.UNDELIVERED:
-        return "undelivered"
-    if message.status == Status.FAILED:
-        return "failed"
-    if message.status in IN_FLIGHT:
-        due = fallback_due(message)
-        if due is not None and due <= now:
-            return "ttl"
-    return None
-
-
 def cascade_ref(viber_message_id: uuid.UUID | str) -> str:
     return f"{CASCADE_REF_PREFIX}{viber_message_id}"
 
@@ -220,54 +160,6 @@ def sms_submission(message: Message) -> Submission:
         client_ref=cascade_ref(message.id), registered_delivery=message.registered_delivery,
         callback_url=message.callback_url, valid_until=message.valid_until,
     )
-
-
-def due_rows(messages: Sequence[Message], now: datetime) -> tuple[list[tuple[uuid.UUID, datetime]],
-                                                                  list[uuid.UUID]]:
-    """What moved cascade messages mean for ``viber_cascade_due``: (rows to mark due
-    (id, due_at), ids no longer pending). Pure; other messages are left out.
-
-    Sending changes nothing: the row written when the message was stored already says
-    when its TTL runs out (:func:`fallback_due`)."""
-    due: list[tuple[uuid.UUID, datetime]] = []
-    settled: list[uuid.UUID] = []
-    for m in messages:
-        if m.fallback_channel != "sms" or m.channel != "viber":
-            continue
-        if m.status in (Status.UNDELIVERED, Status.FAILED):
-            due.append((m.id, now))
-        elif m.status in (Status.DELIVERED, Status.SEEN):
-            settled.append(m.id)
-    return due, settled
-
-
-async def mark_due(conn: asyncpg.Connection, messages: Sequence[Message]) -> None:
-    """The ``on_change_many`` hook part of the cascade: note when moved messages fall due."""
-    due, settled = due_rows(messages, datetime.now(UTC))
-    if due:
-        await conn.execute(_MARK_DUE, [i for i, _ in due], [at for _, at in due])
-    if settled:
-        await conn.execute(_DONE_DUE, settled)
-
-
-def with_cascade(hook: OnChangeMany | None) -> OnChangeMany:
-    """``hook`` (e.g. :func:`gateway.report.receipts_out.status_many_hook`) followed by
-    :func:`mark_due`: the hook of everything that moves Viber messages."""
-
-    forwards = getattr(hook, "takes_after_commit", False)
-
-    async def both(conn: asyncpg.Connection, messages: list[Message],
-                   after_commit: list | None = None) -> None:
-        if hook is not None:
-            if forwards and after_commit is not None:
-                # The billing hook's post-commit steps (gateway.send.delivery), handed through.
-                await hook(conn, messages, after_commit=after_commit)  # type: ignore[call-arg]
-            else:
-                await hook(conn, messages)
-        await mark_due(conn, messages)
-
-    both.takes_after_commit = forwards  # type: ignore[attr-defined]
-    return both
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +188,7 @@ async def _end_unsent(conn: asyncpg.Connection, messages: Sequence[Message],
         return 0
     moved = [m for m in await apply_events(
         conn, [EventUpdate(i, Event.FAILED, now, None, NOT_SENT) for i in taken]) if m is not None]
-    await callbacks.enqueue_dlrs(conn, moved)
-    await on_status_changes(conn, moved)  # FAILED: every level's charge given back
+    await status_changed(conn, moved)  # FAILED: its callback, every level's charge given back
     log.info("event=cascade_unsent count=%s", len(moved))
     return len(moved)
 
@@ -370,7 +261,7 @@ class CascadeJob:
                      and (at := fallback_due(m)) is not None}
             if later:
                 await conn.execute(_RELOOK, list(later), list(later.values()))
-            await conn.execute(_DONE_DUE, [m.id for m in messages if m.id not in later])
+            await forget_due(conn, [m.id for m in messages if m.id not in later])
         mine = retried + [m for m, _ in due if m.id in claimed]
         sent, refused = await self._submit(mine)
         return CascadeResult(sent, refused, recovered, unsent)

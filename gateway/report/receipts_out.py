@@ -1,55 +1,22 @@
-"""What a status change owes outside the message row: billing, and the SMPP client's receipt.
+"""The receipts SMPP clients asked for: the ``deliver_sm`` a status change owes, and its rows.
 
-:func:`on_status_change` is the ``on_change`` hook of :class:`gateway.send.delivery.SendWorker`
-and :class:`gateway.send.delivery.ReceiptWriter`: it runs inside the transaction that
-moved the message (beside the HTTP callback row that :mod:`gateway.send.delivery`
-writes itself), so the money, the receipt owed and the status commit together.
-
-* FAILED (no vendor took it): :func:`billing.charging.refund` gives every level
-  back what it paid.
-* DELIVERED / UNDELIVERED: :func:`billing.charging.settle_delivered` keeps or
-  returns the by-delivered part of the charge.
-* A message that came over SMPP and asked for a receipt (``registered_delivery``,
-  SMPP 3.4 §5.2.17: bit 0 always, bit 1 on failure only) gets a row in
-  ``smpp_outbox``: a ``deliver_sm`` with the Appendix B receipt text and the
-  ``receipted_message_id`` / ``message_state`` TLVs, which
-  :class:`gateway.report.smpp_outbox.OutboxDispatcher` pushes to the client when one of
-  its receivers is bound — now or after it comes back.
-
-Public API::
-
-    await on_status_change(conn, message, notify=None)
-    receipt_row(message) -> OutboxRow | None      # pure: the deliver_sm owed, if any
-    add_to_outbox(conn, rows) -> None
-    claim_in_outbox(conn, rows, worker_id, lease) -> list[int]   # rows written already claimed
-    await on_status_changes(conn, messages, notify=None, outbox=None, after_commit=None)
-    status_hook(notify=None) -> on_change hook
-    status_many_hook(notify=None, outbox=None) -> on_change_many
-
-Receipts for a client bound in this process skip the outbox's claim: with an
-``outbox`` (:class:`LocalOutbox`, the process's dispatcher) and an ``after_commit``
-list, their rows are written already claimed by that dispatcher (lease included)
-and handed to it once the transaction committed. The list is the group commit's
-(:class:`gateway.store.commit.GroupCommit` ``with_after_commit``): the engine runs what
-is appended to it after that transaction's commit, never after a rollback.
-:class:`gateway.send.delivery.ReceiptWriter` hands it to its ``on_change_many`` hook
-when the hook has ``takes_after_commit`` (as :func:`status_many_hook`'s has); the
-send workers do not, so their receipts go through the outbox's claim. A crash
-before the handed rows are answered leaves them claimed until the lease ends, as
-a crash during any dispatch does; then any process sends them.
+A message that came over SMPP and asked for a receipt (``registered_delivery``,
+SMPP 3.4 §5.2.17: bit 0 always, bit 1 on failure only) gets a row in
+``smpp_outbox`` when it ends: a ``deliver_sm`` with the Appendix B receipt text
+and the ``receipted_message_id`` / ``message_state`` TLVs
+(:func:`receipt_row`), written by :func:`gateway.report.status.status_changed`
+and sent by :class:`gateway.report.smpp_outbox.OutboxDispatcher` when one of
+the client's receivers is bound, now or after it comes back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from functools import partial
-from typing import Protocol
 
 import asyncpg
 
-from billing.charging import refund, settle_delivered
 from gateway.store.messages import Message, Status
 from smpp.pdu import EsmClass, MessageState, RegisteredDelivery
 from smpp.receipts import build_receipt
@@ -131,21 +98,6 @@ async def add_to_outbox(conn: asyncpg.Connection, rows: Sequence[OutboxRow]) -> 
 _OUTBOX_CLAIMED = (*_OUTBOX_COLUMNS, "id", "attempts", "claimed_by", "next_attempt_at")
 
 
-class LocalOutbox(Protocol):
-    """The dispatcher of this process, as :func:`on_status_changes` sees it."""
-
-    worker_id: str
-    lease: float
-
-    def takes(self, account_id: int) -> bool:
-        """A receiver of the account is bound here and can take a ``deliver_sm`` now."""
-        ...
-
-    def hand_over(self, rows: list[tuple[int, OutboxRow]]) -> None:
-        """Send committed rows (id, row) that were written claimed by this dispatcher."""
-        ...
-
-
 async def claim_in_outbox(
     conn: asyncpg.Connection, rows: Sequence[OutboxRow], worker_id: str, lease: float,
 ) -> list[int]:
@@ -167,92 +119,3 @@ async def claim_in_outbox(
                  for i, r in zip(ids, rows, strict=True)],
     )
     return ids
-
-
-# Delivered for billing: a Viber provider may report "seen" without "delivered" first (a
-# charge already settled by DELIVERED is left alone: only open charges are touched).
-_REACHED = (Status.DELIVERED, Status.SEEN)
-
-
-async def on_status_change(
-    conn: asyncpg.Connection, message: Message, notify: Callable[[int], None] | None = None,
-) -> None:
-    """Billing and the SMPP receipt for a message whose status just moved (see module doc).
-
-    ``notify(account_id)`` is told of each receipt row written (the outbox
-    dispatcher of this process looks sooner; other processes find it by polling).
-    """
-    ref = message.charge_ref
-    if ref:
-        if message.status == Status.FAILED:
-            await refund(conn, [ref])
-        elif message.status in _REACHED:
-            await settle_delivered(conn, [ref], True)
-        elif message.status == Status.UNDELIVERED:
-            await settle_delivered(conn, [ref], False)
-    row = receipt_row(message)
-    if row is not None:
-        await add_to_outbox(conn, [row])
-        if notify is not None:
-            notify(row.smpp_account_id)
-
-
-async def on_status_changes(
-    conn: asyncpg.Connection, messages: Sequence[Message],
-    notify: Callable[[int], None] | None = None, outbox: LocalOutbox | None = None,
-    after_commit: list[Callable[[], None]] | None = None,
-) -> None:
-    """:func:`on_status_change` for a batch: one statement per kind, whatever its size.
-
-    With ``outbox`` and ``after_commit``, receipts whose client is bound here are
-    written claimed, and a hand-over to ``outbox`` is appended to ``after_commit``
-    (the group commit runs it once the transaction committed; see the module doc).
-    """
-    failed = [m.charge_ref for m in messages if m.charge_ref and m.status == Status.FAILED]
-    delivered = [m.charge_ref for m in messages if m.charge_ref and m.status in _REACHED]
-    undelivered = [m.charge_ref for m in messages
-                   if m.charge_ref and m.status == Status.UNDELIVERED]
-    if failed:
-        await refund(conn, failed)
-    if delivered:
-        await settle_delivered(conn, delivered, True)
-    if undelivered:
-        await settle_delivered(conn, undelivered, False)
-    rows = [row for row in map(receipt_row, messages) if row is not None]
-    if outbox is not None and after_commit is not None and rows:
-        here = {a for a in {r.smpp_account_id for r in rows} if outbox.takes(a)}
-        mine = [r for r in rows if r.smpp_account_id in here]
-        if mine:
-            rows = [r for r in rows if r.smpp_account_id not in here]
-            ids = await claim_in_outbox(conn, mine, outbox.worker_id, outbox.lease)
-            after_commit.append(partial(outbox.hand_over, list(zip(ids, mine, strict=True))))
-    await add_to_outbox(conn, rows)
-    if notify is not None:
-        for account_id in {r.smpp_account_id for r in rows}:
-            notify(account_id)
-
-
-def status_many_hook(notify: Callable[[int], None] | None = None, outbox: LocalOutbox | None = None):
-    """An ``on_change_many`` hook for the send workers and the receipt writer.
-
-    ``outbox``: this process's dispatcher, handed the receipts of clients bound here
-    when the caller gives ``after_commit`` (see the module doc). The hook's
-    ``takes_after_commit`` attribute is how :mod:`gateway.send.delivery` (and
-    :func:`gateway.report.cascade.with_cascade`, wrapping it) know to pass that list.
-    """
-
-    async def hook(conn: asyncpg.Connection, messages: list[Message],
-                   after_commit: list[Callable[[], None]] | None = None) -> None:
-        await on_status_changes(conn, messages, notify, outbox, after_commit)
-
-    hook.takes_after_commit = True  # type: ignore[attr-defined]  # see gateway.send.delivery
-    return hook
-
-
-def status_hook(notify: Callable[[int], None] | None = None):
-    """An ``on_change`` hook for the send workers and the receipt writer."""
-
-    async def hook(conn: asyncpg.Connection, message: Message) -> None:
-        await on_status_change(conn, message, notify)
-
-    return hook

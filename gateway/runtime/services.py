@@ -34,9 +34,8 @@ from gateway.base.ratelimit import TpsLimiter
 from gateway.intake import apikeys
 from gateway.intake.smpp_server import SmppIngress
 from gateway.report.callbacks import CallbackDispatcher, CallbackJob
-from gateway.report.cascade import CascadeJob, with_cascade
+from gateway.report.cascade import CascadeJob
 from gateway.report.mo import MoHandler
-from gateway.report.receipts_out import status_many_hook
 from gateway.runtime.housekeeping import Housekeeping
 from gateway.send.connectors import ConnectorOptions, Connectors
 from gateway.send.viber_connector import ViberConnectors, ViberOptions
@@ -142,8 +141,7 @@ def build_services(app: web.Application) -> list[Service]:
 def viber_services(app: web.Application) -> list[Service]:
     """The Viber vendors' send workers and the Viber→SMS cascade job."""
     pool, redis, settings = app[DB], app[REDIS], app[SETTINGS]
-    viber = ViberConnectors(pool, redis, on_change=with_cascade(status_many_hook()),
-                            options=ViberOptions.from_settings(settings))
+    viber = ViberConnectors(pool, redis, options=ViberOptions.from_settings(settings))
     pipeline = app.get(PIPELINE)
     if pipeline is not None:
         pipeline.add_listener(viber.notify)
@@ -175,21 +173,19 @@ def smpp_services(app: web.Application, role: str = "all") -> list[Service]:
     if pipeline is None:
         pipeline = Pipeline(pool, redis, settings)
         services.append(_PipelineService(pipeline))
-    ingress = outbox = notify = None
+    ingress = outbox = None
     if role in ("all", "ingress"):
         ingress = SmppIngress(pool, pipeline, host=settings.smpp_host, port=settings.smpp_port,
                               lease=settings.vendor_lease, redis=redis, worker=settings.worker)
-        # receipts for clients bound here skip the outbox's polling (receipts_out)
-        outbox, notify = ingress.outbox, ingress.outbox.notify
+        # receipts and MO for clients bound here skip the outbox's polling
+        outbox = ingress.outbox
     if role in ("all", "egress"):
-        mo = MoHandler(pool, pipeline, notify=notify)
+        mo = MoHandler(pool, pipeline, notify=outbox.notify if outbox is not None else None)
         options = ConnectorOptions(
             response_timeout=settings.vendor_timeout, lease=settings.vendor_lease,
             reconnect_cap=min(30.0, settings.vendor_lease),
         )
-        # with_cascade: this writer also re-applies early receipts, Viber status reports included
-        connectors = Connectors(pool, redis, on_change=with_cascade(status_many_hook(notify, outbox)),
-                                mo=mo, options=options)
+        connectors = Connectors(pool, redis, outbox=outbox, mo=mo, options=options)
         pipeline.add_listener(connectors.notify)
         services.append(connectors)
     if ingress is not None:

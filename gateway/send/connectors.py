@@ -72,6 +72,7 @@ from gateway.base import tasks
 from gateway.base.app import task_health
 from gateway.base.ratelimit import TokenBucket
 from gateway.report import early_receipts
+from gateway.report.status import LocalOutbox
 from gateway.send import bindstatus
 from gateway.send.delivery import (
     Accepted,
@@ -271,10 +272,10 @@ class VendorConnector(ClientHandler):
 
     def __init__(
         self, pool: asyncpg.Pool, redis: object, vendor: Vendor, *, receipts: ReceiptWriter,
-        on_change, mo=None, options: ConnectorOptions | None = None,
+        outbox: LocalOutbox | None = None, mo=None, options: ConnectorOptions | None = None,
     ) -> None:
-        """``on_change(conn, messages)``: the batch hook of every status change
-        (:func:`gateway.report.receipts_out.status_many_hook`)."""
+        """``outbox``: this process's SMPP outbox dispatcher, if any (receipts to SMPP
+        clients bound here are handed to it)."""
         self.pool = pool
         self.redis = redis
         self.vendor = vendor
@@ -294,7 +295,7 @@ class VendorConnector(ClientHandler):
         self.worker = _GatedWorker(
             pool, self.send, vendor_id=vendor.id, batch=max(20, vendor.window_size * 2),
             lease=opts.lease, poll_interval=opts.poll_interval, max_attempts=opts.max_attempts,
-            backoff_base=opts.backoff_base, backoff_cap=opts.backoff_cap, on_change_many=on_change,
+            backoff_base=opts.backoff_base, backoff_cap=opts.backoff_cap, outbox=outbox,
             ready=lambda: self.client.is_bound, start=self.start_send,
         )
 
@@ -497,16 +498,16 @@ class Connectors:
     name = "vendor_connectors"  # in /healthz
 
     def __init__(
-        self, pool: asyncpg.Pool, redis: object, *, on_change, mo=None,
+        self, pool: asyncpg.Pool, redis: object, *, outbox: LocalOutbox | None = None, mo=None,
         options: ConnectorOptions | None = None, refresh: float = 10.0,
     ) -> None:
         self.pool = pool
         self.redis = redis
-        self.on_change = on_change
+        self.outbox = outbox
         self.mo = mo
         self.options = options or ConnectorOptions()
         self.refresh = refresh
-        self.receipts = ReceiptWriter(pool, on_change_many=on_change)
+        self.receipts = ReceiptWriter(pool, outbox=outbox)
         self.connectors: dict[int, VendorConnector] = {}
         self._task: asyncio.Task | None = None
 
@@ -543,7 +544,7 @@ class Connectors:
         for vid, vendor in vendors.items():
             if vid not in self.connectors:
                 connector = VendorConnector(self.pool, self.redis, vendor, receipts=self.receipts,
-                                            on_change=self.on_change, mo=self.mo, options=self.options)
+                                            outbox=self.outbox, mo=self.mo, options=self.options)
                 self.connectors[vid] = connector
                 await connector.start()
 

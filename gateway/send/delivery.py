@@ -3,9 +3,9 @@
 :class:`SendWorker` is the loop between :mod:`gateway.store.queue` and a transport.
 It claims a bounded batch, waits for the vendor's token bucket, calls
 ``send(claim)`` — the transport: an SMPP client bind, the Viber provider
-client — and records the answer in one transaction per message: the queue
-row, the message status, and the callback row (and any ``on_change`` hook,
-e.g. a refund on FAILED) commit together.
+client — and records the answers, grouped into few transactions: the queue
+rows, the message statuses and what the changes cause
+(:func:`gateway.report.status.status_changed`) commit together.
 
 ``send`` answers with one of:
 
@@ -24,26 +24,11 @@ request fails, so a message's trouble never sends its neighbours again). A messa
 A message already final when claimed (a late duplicate) is just dropped from the queue.
 
 :func:`record_receipt` is the other direction: a delivery receipt, matched on the
-vendor's message id (see :func:`gateway.store.messages.apply_receipt`), applied and its
-callback queued in one transaction. :class:`ReceiptWriter` does the same for
-receipts arriving from many binds at once, grouping them into few transactions
-(a :class:`~gateway.store.commit.GroupCommit` built ``with_after_commit``). Its
-``on_change_many`` hook, when it has the attribute ``takes_after_commit``, is
-also given that transaction's ``after_commit`` list: what it appends there runs
-once the transaction committed, and only then (e.g. receipts handed to the SMPP
-client bound here, :mod:`gateway.report.receipts_out`); an exception there is logged and
-the receipts stay recorded.
-
-Public API::
-
-    SendWorker(pool, send, *, vendor_id=None, bucket=None, batch=50, concurrency=None,
-               lease=30.0, poll_interval=0.5, max_attempts=5, on_change=None, worker_id=None,
-               on_change_many=None, start=None)
-        .start() / .stop() / .notify() / .run_once() -> int
-    record_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
-                   error_code=None, error_text=None, on_change=None) -> Message | None
-    ReceiptWriter(pool, *, on_change=None, on_change_many=None, max_delay=0.003).start() / .stop()
-        .record(ReceiptUpdate(vendor_id, receipt_message_id, event, ...)) -> Message | None
+vendor's message id (see :func:`gateway.store.messages.apply_receipt`), applied
+with its effects in one transaction. :class:`ReceiptWriter` does the same for
+receipts arriving from many binds at once, grouping them into few transactions.
+Given this process's SMPP ``outbox``, both the worker and the writer hand the
+receipts of clients bound here to it once their transaction committed.
 """
 
 from __future__ import annotations
@@ -60,7 +45,7 @@ from functools import partial
 import asyncpg
 
 from gateway.base.ratelimit import TokenBucket
-from gateway.report import callbacks
+from gateway.report.status import LocalOutbox, status_changed
 from gateway.store import queue
 from gateway.store.commit import AfterCommit, GroupCommit
 from gateway.store.messages import (
@@ -107,32 +92,21 @@ SendResult = Accepted | Retry | Failover | Rejected
 Send = Callable[[queue.Claim], Awaitable[SendResult]]
 # ``send`` in two steps: returns once the message is written, with the future of its answer.
 Start = Callable[[queue.Claim], Awaitable["asyncio.Future[SendResult]"]]
-OnChange = Callable[[asyncpg.Connection, Message], Awaitable[None]]
-# Called once per recorded batch with every message that moved (one statement per kind
-# instead of one per message); runs before any per-message ``on_change``.
-OnChangeMany = Callable[[asyncpg.Connection, list[Message]], Awaitable[None]]
-
-
-async def _changed(conn: asyncpg.Connection, message: Message | None, hook: OnChange | None) -> None:
-    if message is None:
-        return
-    await callbacks.enqueue_dlr(conn, message)
-    if hook is not None:
-        await hook(conn, message)
 
 
 async def record_receipt(
     conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str, event: Event | str, *,
-    keys: tuple[str, ...] | None = None, at: datetime | None = None, error_code: str | None = None, error_text: str | None = None,
-    on_change: OnChange | None = None,
+    keys: tuple[str, ...] | None = None, at: datetime | None = None, error_code: str | None = None,
+    error_text: str | None = None,
 ) -> Message | None:
-    """Apply a delivery receipt and queue its callback together; the message if it moved."""
+    """Apply a delivery receipt and its effects together; the message if it moved."""
     async with conn.transaction():
         message = await apply_receipt(
             conn, vendor_id, receipt_message_id, event, keys=keys, at=at, error_code=error_code,
             error_text=error_text,
         )
-        await _changed(conn, message, on_change)
+        if message is not None:
+            await status_changed(conn, [message])
     return message
 
 
@@ -153,20 +127,18 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
     """Delivery receipts from many binds, applied in grouped transactions.
 
     ``await writer.record(ReceiptUpdate(...))`` returns the message if its status
-    moved (after the commit, with its callback row written), else None. Answer
-    the vendor's ``deliver_sm`` after it returns, so an acknowledged receipt is
-    never lost.
+    moved (after the commit, with its effects written), else None. Answer the
+    vendor's ``deliver_sm`` after it returns, so an acknowledged receipt is
+    never lost. ``outbox``: this process's SMPP outbox dispatcher, if any.
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, *, on_change: OnChange | None = None,
+        self, pool: asyncpg.Pool, *, outbox: LocalOutbox | None = None,
         max_delay: float = 0.003, max_rows: int = 1000, flushers: int = 2,
-        on_change_many: OnChangeMany | None = None,
     ) -> None:
         super().__init__(pool, self._apply, max_delay=max_delay, max_rows=max_rows,
                          flushers=flushers, name="receipt-writer", with_after_commit=True)
-        self._on_change = on_change
-        self._on_change_many = on_change_many
+        self._outbox = outbox
 
     async def record(self, receipt: ReceiptUpdate) -> Message | None:
         (result,) = await self.submit([receipt])
@@ -176,24 +148,9 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         self, conn: asyncpg.Connection, receipts: list[ReceiptUpdate], *, after_commit: AfterCommit,
     ) -> list[Message | None]:
         moved = await apply_receipts(conn, receipts)
-        await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
-                            self._on_change_many, after_commit)
+        await status_changed(conn, [m for m in moved if m is not None], outbox=self._outbox,
+                             after_commit=after_commit)
         return moved
-
-
-async def _changed_many(
-    conn: asyncpg.Connection, messages: list[Message], hook: OnChange | None,
-    hook_many: OnChangeMany | None = None, after_commit: AfterCommit | None = None,
-) -> None:
-    await callbacks.enqueue_dlrs(conn, messages)
-    if hook_many is not None and messages:
-        if after_commit is not None and getattr(hook_many, "takes_after_commit", False):
-            await hook_many(conn, messages, after_commit=after_commit)  # type: ignore[call-arg]
-        else:
-            await hook_many(conn, messages)
-    if hook is not None:
-        for message in messages:
-            await hook(conn, message)
 
 
 class SendWorker:
@@ -208,13 +165,13 @@ class SendWorker:
         self, pool: asyncpg.Pool, send: Send, *, vendor_id: int | None = None,
         bucket: TokenBucket | None = None, batch: int = 50, concurrency: int | None = None,
         lease: float = 30.0, poll_interval: float = 0.5, max_attempts: int = 5,
-        backoff_base: float = 1.0, backoff_cap: float = 300.0,
-        on_change: OnChange | None = None, worker_id: str | None = None,
-        on_change_many: OnChangeMany | None = None, start: Start | None = None,
+        backoff_base: float = 1.0, backoff_cap: float = 300.0, worker_id: str | None = None,
+        outbox: LocalOutbox | None = None, start: Start | None = None,
     ) -> None:
         """``start``: ``send`` in two steps (see :meth:`_run_started`), for transports that
         can write a message and hand back the future of its answer; ``send`` still
-        serves :meth:`run_once` when the worker is not started."""
+        serves :meth:`run_once` when the worker is not started. ``outbox``: this
+        process's SMPP outbox dispatcher, if any."""
         self._pool = pool
         self._send = send
         self._start = start if concurrency is None or concurrency >= batch else None
@@ -227,11 +184,11 @@ class SendWorker:
         self._max_attempts = max_attempts
         self._base = backoff_base
         self._cap = backoff_cap
-        self._on_change = on_change
-        self._on_change_many = on_change_many
+        self._outbox = outbox
         self.worker_id = worker_id or queue.new_worker_id()
         self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(
-            pool, self._record, max_delay=0.002, max_rows=1000, name="send-outcomes")
+            pool, self._record, max_delay=0.002, max_rows=1000, name="send-outcomes",
+            with_after_commit=True)
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
         self._stopping = False
@@ -281,7 +238,7 @@ class SendWorker:
             outcomes = await asyncio.gather(*(self._handle(c) for c in claims))
             if self._task is None:  # not started: record here, in one transaction
                 async with self._pool.acquire() as conn, conn.transaction():
-                    await self._record(conn, list(outcomes))
+                    await self._record(conn, list(outcomes), after_commit=None)
         return len(claims)
 
     async def _handle(self, claim: queue.Claim) -> _Outcome:
@@ -393,8 +350,9 @@ class SendWorker:
                 result = self._send_failed(claim, exc)
         return self._settled(claim, result)
 
-    async def _record(self, conn: asyncpg.Connection, outcomes: list[_Outcome]) -> list[None]:
-        """Write a batch of outcomes: queue rows, statuses, callbacks, hooks."""
+    async def _record(self, conn: asyncpg.Connection, outcomes: list[_Outcome], *,
+                      after_commit: AfterCommit | None) -> list[None]:
+        """Write a batch of outcomes: queue rows, statuses, and what the changes cause."""
         worker = self.worker_id
         sent = [(c, r) for c, r in outcomes if isinstance(r, Accepted)]
         finals: list[EventUpdate] = []
@@ -425,6 +383,6 @@ class SendWorker:
             for c, r in sent if c.message_id in ours
         ])
         moved += await apply_events(conn, [f for f in finals if f.message_id in ours])
-        await _changed_many(conn, [m for m in moved if m is not None], self._on_change,
-                            self._on_change_many)
+        await status_changed(conn, [m for m in moved if m is not None], outbox=self._outbox,
+                             after_commit=after_commit)
         return [None] * len(outcomes)

@@ -32,9 +32,9 @@ Status reports arrive at ``POST /api/viber/status/{vendor_id}`` (:func:`status_w
 routed by :func:`setup`), authenticated by the vendor's own token. A report is
 matched on the provider's message id and applied through a
 :class:`gateway.send.delivery.ReceiptWriter` — the same path as an SMPP receipt: the
-status change, the HTTP callback to the API key's URL (channel ``VIBER``) and
-the billing hook (:func:`gateway.report.receipts_out.status_many_hook`) commit
-together. A report for a message whose provider id is not recorded yet (it
+status change and what it causes (the HTTP callback to the API key's URL with
+channel ``VIBER``, billing, the cascade: :func:`gateway.report.status.status_changed`)
+commit together. A report for a message whose provider id is not recorded yet (it
 overtook our own record of the send) is looked for again briefly, then kept in
 ``early_receipts`` for housekeeping, and only then answered 200.
 
@@ -48,8 +48,8 @@ Public API::
     viber_message(message, now=None) -> ViberMessage     # pure
     classify(exc) -> SendResult                          # pure: a provider error's answer
     report_event(status) -> Event                        # pure
-    ViberVendor(pool, redis, vendor, session=, on_change=, options=) .start() .stop() .send(claim)
-    ViberConnectors(pool, redis, on_change=, options=)   # service: start(), stop(), sync(), notify()
+    ViberVendor(pool, redis, vendor, session=, options=) .start() .stop() .send(claim)
+    ViberConnectors(pool, redis, options=)               # service: start(), stop(), sync(), notify()
     setup(app)                                           # the webhook route and its receipt writer
 """
 
@@ -73,12 +73,10 @@ from gateway.base import tasks
 from gateway.base.app import DB, SETTINGS, task_health
 from gateway.base.ratelimit import TokenBucket
 from gateway.report import early_receipts
-from gateway.report.cascade import NOT_SENT, fallback_due, with_cascade
-from gateway.report.receipts_out import status_many_hook
+from gateway.report.fallback import NOT_SENT, fallback_due
 from gateway.send.delivery import (
     Accepted,
     Failover,
-    OnChangeMany,
     ReceiptWriter,
     Rejected,
     Retry,
@@ -183,8 +181,7 @@ class ViberVendor:
 
     def __init__(
         self, pool: asyncpg.Pool, redis: object, vendor: Vendor, *,
-        session: aiohttp.ClientSession, on_change: OnChangeMany | None,
-        options: ViberOptions | None = None,
+        session: aiohttp.ClientSession, options: ViberOptions | None = None,
     ) -> None:
         self.vendor = vendor
         self.options = opts = options or ViberOptions()
@@ -197,7 +194,7 @@ class ViberVendor:
             pool, self.send, vendor_id=vendor.id, bucket=self.bucket, batch=max(20, window * 2),
             concurrency=window, lease=opts.lease, poll_interval=opts.poll_interval,
             max_attempts=opts.max_attempts, backoff_base=opts.backoff_base,
-            backoff_cap=opts.backoff_cap, on_change_many=on_change,
+            backoff_cap=opts.backoff_cap,
         )
 
     async def start(self) -> None:
@@ -240,12 +237,10 @@ class ViberConnectors:
     name = "viber_connectors"  # in /healthz
 
     def __init__(
-        self, pool: asyncpg.Pool, redis: object, *, on_change: OnChangeMany | None,
-        options: ViberOptions | None = None,
+        self, pool: asyncpg.Pool, redis: object, *, options: ViberOptions | None = None,
     ) -> None:
         self.pool = pool
         self.redis = redis
-        self.on_change = on_change
         self.options = options or ViberOptions()
         self.vendors: dict[int, ViberVendor] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -289,7 +284,7 @@ class ViberConnectors:
         for vid, vendor in vendors.items():
             if vid not in self.vendors:
                 connector = ViberVendor(self.pool, self.redis, vendor, session=self._session,
-                                        on_change=self.on_change, options=self.options)
+                                        options=self.options)
                 self.vendors[vid] = connector
                 await connector.start()
 
@@ -368,7 +363,7 @@ async def status_webhook(request: web.Request) -> web.Response:
 
 
 async def _receipts_ctx(app: web.Application) -> AsyncIterator[None]:
-    writer = ReceiptWriter(app[DB], on_change_many=with_cascade(status_many_hook()))
+    writer = ReceiptWriter(app[DB])
     await writer.start()
     app[VIBER_RECEIPTS] = writer
     try:

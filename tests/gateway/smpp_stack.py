@@ -10,7 +10,6 @@ from gateway.accept.pipeline import Pipeline
 from gateway.intake.smpp_accounts import create_account
 from gateway.intake.smpp_server import SmppIngress
 from gateway.report.mo import MoHandler
-from gateway.report.receipts_out import status_many_hook
 from gateway.send.connectors import ConnectorOptions, Connectors
 from smpp.client import ClientConfig, ClientHandler, SmppClient
 from smpp.pdu import DataSm, DeliverSm
@@ -100,9 +99,9 @@ async def build_stack(pool, redis, settings, sim_config: SimConfig | None = None
     pipeline = Pipeline(pool, redis, settings)
     await pipeline.start()
     ingress = SmppIngress(pool, pipeline, host="127.0.0.1", port=0, poll_interval=0.05)
-    notify = ingress.outbox.notify
-    connectors = Connectors(pool, redis, on_change=status_many_hook(notify, ingress.outbox),
-                            mo=MoHandler(pool, pipeline, notify=notify), options=FAST, refresh=0.5)
+    connectors = Connectors(pool, redis, outbox=ingress.outbox,
+                            mo=MoHandler(pool, pipeline, notify=ingress.outbox.notify), options=FAST,
+                            refresh=0.5)
     pipeline.add_listener(connectors.notify)
     await connectors.start()
     await ingress.start()

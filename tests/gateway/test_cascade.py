@@ -13,17 +13,8 @@ import aiohttp
 
 from billing.vendors import enabled_vendors
 from gateway.accept.pipeline import Pipeline
-from gateway.report.cascade import (
-    NOT_SENT,
-    CascadeJob,
-    due_rows,
-    fallback_due,
-    fallback_reason,
-    linked_sms,
-    sms_submission,
-    with_cascade,
-)
-from gateway.report.receipts_out import status_many_hook
+from gateway.report.cascade import CascadeJob, linked_sms, sms_submission
+from gateway.report.fallback import NOT_SENT, due_rows, fallback_due, fallback_reason
 from gateway.send.connectors import Connectors
 from gateway.send.viber_connector import ViberVendor
 from gateway.store import queue
@@ -97,7 +88,7 @@ async def _with_sms_carrier(stack, pool, redis):
     await carrier.start()
     await pool.execute("UPDATE vendors SET smpp_port = $2, tps = 1000 WHERE id = $1",
                        stack.world.sms_vendor, carrier.port)
-    connectors = Connectors(pool, redis, on_change=status_many_hook(), options=SMPP_FAST)
+    connectors = Connectors(pool, redis, options=SMPP_FAST)
     stack.pipeline.add_listener(connectors.notify)
     await connectors.start()
     stack.others += [connectors, carrier]
@@ -168,8 +159,7 @@ async def _unstarted_viber_vendor(pool, redis, stack, session) -> ViberVendor:
     async with pool.acquire() as conn:
         (vendor,) = [v for v in await enabled_vendors(conn, "viber")
                      if v.id == stack.world.viber_vendor]
-    return ViberVendor(pool, redis, vendor, session=session,
-                       on_change=with_cascade(status_many_hook()), options=VIBER_FAST)
+    return ViberVendor(pool, redis, vendor, session=session, options=VIBER_FAST)
 
 
 async def test_a_queued_message_never_sent_falls_back_at_its_ttl_once_and_is_refunded(

@@ -6,12 +6,10 @@ import asyncio
 import json
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from functools import partial
-
-import pytest
 
 from gateway.base.app import open_pool
 from gateway.base.ratelimit import TokenBucket
+from gateway.intake.smpp_accounts import create_account
 from gateway.send import delivery
 from gateway.send.delivery import Accepted, Failover, Rejected, Retry, SendWorker
 from gateway.store import queue
@@ -23,6 +21,7 @@ from gateway.store.messages import (
     get_message,
     insert_messages,
 )
+from tests.gateway.world import make_world
 
 
 async def _store(pool, n: int, route=(1, 2), **kw) -> list[NewMessage]:
@@ -105,19 +104,13 @@ async def test_retries_exhausted_fail_over_then_fail(pool):
         seen.append(claim.vendor_id)
         return Retry("timeout", delay=0)
 
-    refunds: list = []
-
-    async def refund(conn, message):
-        if message.status is Status.FAILED:
-            refunds.append(message.id)
-
-    worker = SendWorker(pool, send, max_attempts=2, on_change=refund)
+    worker = SendWorker(pool, send, max_attempts=2)
     for _ in range(5):
         await worker.run_once()
     assert seen == [1, 1, 2, 2]
     got = await get_message(pool, msg.id)
     assert got.status is Status.FAILED and "after 2 attempts" in got.error_text
-    assert refunds == [msg.id]
+    assert await _callbacks(pool) == [(str(msg.id), "FAILED")]
 
 
 async def test_two_workers_in_two_processes_send_each_message_once(db_url, redis):
@@ -192,50 +185,65 @@ async def test_receipt_writer_groups_receipts_and_queues_callbacks(pool):
 
 
 
-async def test_receipt_writer_hands_its_hook_steps_to_run_after_the_commit(pool):
-    """A hook with ``takes_after_commit`` gets the transaction's ``after_commit`` list;
-    its steps run once the receipts committed, never for a rolled-back transaction."""
-    ok, refused = await _store(pool, 2, route=(3,))
+class _Outbox:
+    """This process's SMPP outbox as the worker and the writer see it: a receiver of
+    ``bound`` is here."""
+
+    worker_id = "this-process"
+    lease = 30.0
+
+    def __init__(self, bound: int) -> None:
+        self.bound = bound
+        self.handed: list[tuple[int, object]] = []
+        self.notified: list[int | None] = []
+
+    def takes(self, account_id: int) -> bool:
+        return account_id == self.bound
+
+    def hand_over(self, rows) -> None:
+        self.handed += rows
+
+    def notify(self, account_id: int | None = None) -> None:
+        self.notified.append(account_id)
+
+
+async def test_receipts_for_a_client_bound_here_are_handed_over_once_committed(pool):
+    """The send worker and the receipt writer write a bound client's receipts claimed by
+    this process's dispatcher and hand them over after the commit; other clients' wait
+    in the outbox, and the dispatcher is told of them."""
+    world = await make_world(pool)
+    async with pool.acquire() as conn:
+        here = await create_account(conn, world.partner_id, "here", "secret1", user_id=world.user_id)
+        away = await create_account(conn, world.partner_id, "away", "secret1", user_id=world.user_id)
+    rejected, delivered = await _store(pool, 2, route=(3,), smpp_account_id=here.id,
+                                       registered_delivery=1)
+    (elsewhere,) = await _store(pool, 1, route=(3,), smpp_account_id=away.id,
+                                registered_delivery=1)
+    outbox = _Outbox(here.id)
 
     async def send(claim):
-        return Accepted("ok" if claim.message_id == ok.id else "refused")
+        if claim.message_id == rejected.id:
+            return Rejected("unknown subscriber", "0x0B")
+        return Accepted(str(claim.message_id))
 
-    assert await SendWorker(pool, send, batch=10).run_once() == 2
-    handed: list = []
-
-    def lost() -> None:
-        raise ConnectionError("client gone")
-
-    async def hook(conn, messages, after_commit=None):
-        assert isinstance(after_commit, list)
-        ids = [m.id for m in messages]
-        after_commit.extend([lost, partial(handed.extend, ids)])
-        if refused.id in ids:
-            raise RuntimeError("the hook refuses this one")
-
-    hook.takes_after_commit = True
-    plain: list = []
-
-    async def plain_hook(conn, messages):  # no attribute: called without the list
-        plain.extend(m.id for m in messages)
-
-    writer = delivery.ReceiptWriter(pool, on_change_many=hook)
-    other = delivery.ReceiptWriter(pool, on_change_many=plain_hook)
+    await _run_started(pool, [rejected, delivered, elsewhere], send, outbox=outbox)
+    assert [row.receipted_message_id for _, row in outbox.handed] == [str(rejected.id)]
+    writer = delivery.ReceiptWriter(pool, outbox=outbox)
     await writer.start()
-    await other.start()
     try:
-        moved = await writer.record(ReceiptUpdate(3, "ok", Event.DELIVERED))
-        with pytest.raises(RuntimeError, match="refuses"):
-            await writer.record(ReceiptUpdate(3, "refused", Event.DELIVERED))
-        assert await other.record(ReceiptUpdate(3, "refused", Event.UNDELIVERED)) is not None
+        for msg in (delivered, elsewhere):
+            assert await writer.record(ReceiptUpdate(3, str(msg.id), Event.DELIVERED)) is not None
     finally:
         await writer.stop()
-        await other.stop()
-    assert moved is not None and moved.id == ok.id
-    assert handed == [ok.id]          # the failing step before it did not stop it
-    assert plain == [refused.id]
-    rows = await _statuses(pool)
-    assert rows[ok.id]["status"] == "DELIVERED" and rows[refused.id]["status"] == "UNDELIVERED"
+    assert [row.receipted_message_id for _, row in outbox.handed] == [str(rejected.id),
+                                                                       str(delivered.id)]
+    assert outbox.notified == [away.id]
+    rows = {r["receipted_message_id"]: r for r in await pool.fetch(
+        "SELECT id, receipted_message_id, claimed_by FROM smpp_outbox")}
+    assert {rows[row.receipted_message_id]["id"] for _, row in outbox.handed} == \
+        {i for i, _ in outbox.handed}
+    assert rows[str(delivered.id)]["claimed_by"] == "this-process"
+    assert rows[str(elsewhere.id)]["claimed_by"] is None
 
 
 async def _run_started(pool, msgs, send, **kw) -> None:

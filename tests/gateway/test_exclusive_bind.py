@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import replace
 
 from gateway.base.app import open_pool
-from gateway.report.receipts_out import status_many_hook
 from gateway.send.connectors import BIND_LOCK_SPACE, Connectors, bind_lock_key
 from smpp.simulator import CarrierSimulator, SimConfig
 from tests.gateway.smpp_stack import FAST, eventually
@@ -42,10 +41,9 @@ async def test_one_process_binds_and_another_takes_over(pool, db_url, redis):
     await pool.execute("UPDATE vendors SET smpp_port = $2, exclusive_bind = true WHERE id = $1",
                        vid, sim.port)
     other_pool = await open_pool(db_url, 4)
-    hook = status_many_hook()
-    first = Connectors(pool, redis, on_change=hook, options=OPTIONS, refresh=60)
-    second = Connectors(other_pool, redis, on_change=hook, options=OPTIONS, refresh=60)
-    third = Connectors(pool, redis, on_change=hook, options=OPTIONS, refresh=60)
+    first = Connectors(pool, redis, options=OPTIONS, refresh=60)
+    second = Connectors(other_pool, redis, options=OPTIONS, refresh=60)
+    third = Connectors(pool, redis, options=OPTIONS, refresh=60)
     started = [first, second]
     try:
         await first.start()
@@ -89,8 +87,7 @@ async def test_non_exclusive_vendor_binds_in_every_process(pool, db_url, redis):
     world = await make_world(pool)
     await pool.execute("UPDATE vendors SET smpp_port = $2 WHERE id = $1", world.sms_vendor, sim.port)
     other_pool = await open_pool(db_url, 4)
-    hook = status_many_hook()
-    processes = [Connectors(p, redis, on_change=hook, options=OPTIONS, refresh=60)
+    processes = [Connectors(p, redis, options=OPTIONS, refresh=60)
                  for p in (pool, other_pool)]
     try:
         for process in processes:

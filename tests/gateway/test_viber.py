@@ -17,8 +17,7 @@ from gateway.accept.pipeline import Accepted, Pipeline, Submission
 from gateway.intake import apikeys
 from gateway.intake.api import openapi_document
 from gateway.report.callbacks import CallbackDispatcher
-from gateway.report.cascade import with_cascade
-from gateway.report.receipts_out import on_status_changes, status_many_hook
+from gateway.report.status import status_changed
 from gateway.runtime.main import build_app
 from gateway.runtime.services import callback_key_resolver
 from gateway.send.delivery import Failover, Retry
@@ -93,7 +92,7 @@ async def viber_stack(pool, redis, settings, make_client, config: ViberSimConfig
                        "WHERE id = $1", world.viber_vendor, sim.base_url, TOKEN)
     _, plain = await apikeys.create(pool, partner_id=world.partner_id, created_by=world.user_id,
                                     name="main", callback_url=rx.url)
-    viber = ViberConnectors(pool, redis, on_change=with_cascade(status_many_hook()), options=FAST)
+    viber = ViberConnectors(pool, redis, options=FAST)
     await viber.start()
     app[PIPELINE].add_listener(viber.notify)
     dispatcher = CallbackDispatcher(pool, callback_key_resolver(app), poll_interval=0.05,
@@ -401,6 +400,6 @@ async def test_seen_without_delivered_settles_the_charge(pool, redis, settings):
         await mark_sent(conn, res.message_id, vendor_id=world.viber_vendor, vendor_message_id="v-1")
         seen = await apply_event(conn, res.message_id, Event.SEEN)
         assert seen is not None and seen.status == "SEEN"
-        await on_status_changes(conn, [seen])
+        await status_changed(conn, [seen])
     assert await pool.fetchval("SELECT state FROM charges WHERE ref = $1",
                                str(res.message_id)) == "delivered"
