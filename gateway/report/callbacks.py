@@ -64,7 +64,6 @@ Public API::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -78,7 +77,7 @@ from datetime import UTC, datetime
 import aiohttp
 import asyncpg
 
-from gateway.base.app import task_health
+from gateway.base.tasks import PollLoop
 from gateway.store.messages import Message
 from gateway.store.queue import backoff, new_worker_id
 
@@ -281,7 +280,7 @@ class Attempt:
 KeyResolver = Callable[[CallbackJob], Awaitable[bytes | None]]
 
 
-class CallbackDispatcher:
+class CallbackDispatcher(PollLoop):
     """Drains the outbox (see the module doc). One per process is enough."""
 
     name = "callbacks"  # in /healthz
@@ -293,10 +292,12 @@ class CallbackDispatcher:
         lease: float = 60.0, worker_id: str | None = None,
         rand: Callable[[], float] = random.random, clock: Callable[[], float] = time.time,
     ) -> None:
+        # Stopping lets the batch in hand finish, bounded by the request timeout; rows of a
+        # batch cut short come back when their lease ends.
+        super().__init__(batch=batch, poll_interval=poll_interval,
+                         stop_timeout=request_timeout + 5)
         self._pool = pool
         self._key_for = key_for
-        self._batch = batch
-        self._poll = poll_interval
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_age = max_age
         self._base = base_delay
@@ -306,54 +307,21 @@ class CallbackDispatcher:
         self._clock = clock
         self.worker_id = worker_id or new_worker_id()
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
 
     async def start(self) -> None:
-        self._stopping = False
         self._session = aiohttp.ClientSession(timeout=self._timeout)
-        self._task = asyncio.create_task(self._run(), name="callback-dispatcher")
+        await super().start()
 
     async def stop(self) -> None:
-        """Let the batch in hand finish (bounded by the request timeout), then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, (self._timeout.total or 10) + 5)
-            except TimeoutError:
-                pass  # cancelled by wait_for; its rows come back when their lease ends
-            self._task = None
+        await super().stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
-    def health(self) -> str:
-        """``"ok"`` while the dispatcher's loop runs (``/healthz``)."""
-        return "stopping" if self._stopping else task_health(self._task)
-
-    def notify(self) -> None:
-        """Look at the outbox now rather than at the next poll (after enqueuing)."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("event=callback_dispatch_error")
-                done = 0
-            if done < self._batch:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
-                        await self._wake.wait()
-
     async def run_once(self) -> int:
         """Claim one batch, POST it, record the outcomes; the number of rows handled."""
         async with self._pool.acquire() as conn:
-            jobs = await claim(conn, self.worker_id, self._batch, self._lease)
+            jobs = await claim(conn, self.worker_id, self.batch, self._lease)
         if not jobs:
             return 0
         attempts = await asyncio.gather(*(self._post(job) for job in jobs))

@@ -11,12 +11,11 @@ already claimed by this dispatcher and handed over once committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
-from gateway.base.app import task_health
+from gateway.base.tasks import PollLoop
 from gateway.report.receipts_out import OutboxRow
 from gateway.store import queue
 from smpp.pdu import (
@@ -31,35 +30,33 @@ from smpp.server import (
 log = logging.getLogger("herald.smpp")
 
 
-class OutboxDispatcher:
+class OutboxDispatcher(PollLoop):
     """Pushes ``smpp_outbox`` rows to bound receivers of their accounts (see the module doc)."""
+
+    name = "smpp-outbox"
 
     def __init__(self, pool: asyncpg.Pool, server: SmppServer, *, batch: int = 200,
                  poll_interval: float = 0.25, lease: float = 30.0, retry_after: float = 2.0) -> None:
+        super().__init__(batch=batch, poll_interval=poll_interval)
         self.pool = pool
         self.server = server
-        self.batch = batch
-        self.poll_interval = poll_interval
         self.lease = lease
         self.retry_after = retry_after
         self.worker_id = queue.new_worker_id()
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self._handed: list[tuple[int, OutboxRow]] = []  # committed, claimed by us, not sent yet
         self._poll_now = True   # notified of unclaimed rows, or a poll is due
         self._next_poll = 0.0
-        self._stopping = False
 
     def notify(self, _account_id: int | None = None) -> None:
         self._poll_now = True
-        self._wake.set()
+        super().notify()
 
     def takes(self, account_id: int) -> bool:
         """A receiver of the account is bound here (rows for it may be handed over)."""
         return not self._stopping and any(s.can_deliver for s in self.server.sessions(account_id))
 
     def hand_over(self, rows: list[tuple[int, OutboxRow]]) -> None:
-        """Send rows already committed claimed by this dispatcher (``gateway.report.receipts_out``).
+        """Send rows already committed claimed by this dispatcher (:mod:`gateway.report.status`).
 
         They join the next batch of the dispatcher's loop: rows handed over while a
         batch is on the wire go out together, and are deleted together.
@@ -67,35 +64,15 @@ class OutboxDispatcher:
         self._handed += rows
         self._wake.set()
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="smpp-outbox")
-
-    def health(self) -> str:
-        """``"ok"`` while the dispatcher's loop runs (``/healthz``)."""
-        return "stopping" if self._stopping else task_health(self._task)
+    def has_more(self) -> bool:
+        return bool(self._handed)
 
     async def stop(self) -> None:
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
+        await super().stop()
         if self._handed:
             # The server is closed: these fail to send and are freed for any process.
             rows, self._handed = self._handed, []
             await self._settle(rows)
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("event=smpp_outbox_error")
-                done = 0
-            if done < self.batch and not self._stopping and not self._handed:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self.poll_interval):
-                        await self._wake.wait()
 
     def _receivers(self) -> list[int]:
         keys = {s.account_key for s in self.server.connections if s.can_deliver}

@@ -34,7 +34,6 @@ receipts of clients bound here to it once their transaction committed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -45,6 +44,7 @@ from functools import partial
 import asyncpg
 
 from gateway.base.ratelimit import TokenBucket
+from gateway.base.tasks import PollLoop
 from gateway.report.status import LocalOutbox, status_changed
 from gateway.store import queue
 from gateway.store.commit import AfterCommit, GroupCommit
@@ -153,7 +153,7 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
         return moved
 
 
-class SendWorker:
+class SendWorker(PollLoop):
     """Claims queued messages and hands them to ``send`` (see the module doc).
 
     Outcomes are recorded through a :class:`~gateway.store.commit.GroupCommit`, so the
@@ -172,15 +172,15 @@ class SendWorker:
         can write a message and hand back the future of its answer; ``send`` still
         serves :meth:`run_once` when the worker is not started. ``outbox``: this
         process's SMPP outbox dispatcher, if any."""
+        super().__init__(batch=batch, poll_interval=poll_interval)
+        self.name = f"send-worker-{vendor_id}"
         self._pool = pool
         self._send = send
         self._start = start if concurrency is None or concurrency >= batch else None
         self._vendor = vendor_id
         self._bucket = bucket
-        self._batch = batch
         self._limit = asyncio.Semaphore(concurrency or batch)
         self._lease = lease
-        self._poll = poll_interval
         self._max_attempts = max_attempts
         self._base = backoff_base
         self._cap = backoff_cap
@@ -189,40 +189,15 @@ class SendWorker:
         self._outcomes: GroupCommit[_Outcome, None] = GroupCommit(
             pool, self._record, max_delay=0.002, max_rows=1000, name="send-outcomes",
             with_after_commit=True)
-        self._task: asyncio.Task | None = None
-        self._wake = asyncio.Event()
-        self._stopping = False
 
     async def start(self) -> None:
-        self._stopping = False
         await self._outcomes.start()
-        self._task = asyncio.create_task(self._run(), name=f"send-worker-{self._vendor}")
+        await super().start()
 
     async def stop(self) -> None:
         """Finish the batch in hand, then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
+        await super().stop()
         await self._outcomes.stop()
-
-    def notify(self) -> None:
-        """New work was queued: look now rather than at the next poll."""
-        self._wake.set()
-
-    async def _run(self) -> None:
-        while not self._stopping:
-            try:
-                done = await self.run_once()
-            except Exception:
-                log.exception("event=send_worker_error vendor=%s", self._vendor)
-                done = 0
-            if done < self._batch and not self._stopping:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(self._poll):
-                        await self._wake.wait()
 
     async def run_once(self) -> int:
         """Claim one batch, send it, record the outcomes; the number of messages handled.
@@ -230,7 +205,7 @@ class SendWorker:
         Usable without ``start()`` (tests, tools): outcomes are then recorded directly.
         """
         async with self._pool.acquire() as conn:
-            claims = await queue.claim(conn, self.worker_id, self._batch, self._vendor,
+            claims = await queue.claim(conn, self.worker_id, self.batch, self._vendor,
                                        lease=self._lease)
         if claims and self._start is not None and self._task is not None:
             await self._run_started(claims)
