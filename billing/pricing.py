@@ -56,9 +56,9 @@ def traffic_of(channel: str, traffic_type: str | None = None) -> Traffic:
     raise ValueError(f"unknown channel {channel!r}")
 
 
-@dataclass(frozen=True, slots=True)
-class ChargeRequest:
-    """One message to charge, as the pipeline knows it.
+class ChargeRequest(NamedTuple):
+    """One message to charge, as the pipeline knows it (one per message: a NamedTuple,
+    as the other hot-path records below).
 
     ``mccmnc`` is MCC and MNC run together ("25001", "310150"), or the MCC
     alone when the network is unknown; ``parts`` is the segment count the

@@ -64,7 +64,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, TypeVar
 
 import asyncpg
 
@@ -184,33 +183,17 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-_T = TypeVar("_T")
-
-
-def positional_builder(cls: type[_T]) -> Callable[[Sequence], _T]:
-    """A function building the frozen, slotted dataclass ``cls`` from every field value, in order.
-
-    The generated ``__init__`` of a frozen dataclass stores each field through
-    ``object.__setattr__``; on 40 fields that is most of the cost of a message
-    object, and the pipeline builds a few per message. The builder stores
-    through the slots' descriptors instead, in straight-line code (about four
-    times faster). No defaults, no ``__post_init__``: the caller passes them all.
-    """
-    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    scope: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
-    lines = ["def build(values):", "    obj = _new(_cls)"]
-    for i, name in enumerate(names):
-        scope[f"_set{i}"] = cls.__dict__[name].__set__
-        lines.append(f"    _set{i}(obj, values[{i}])")
-    lines.append("    return obj")
-    exec("\n".join(lines), scope)  # generated from the field list only, never from data
-    return scope["build"]
-
-
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewMessage:
     """A message to store. ``route`` is not a column: the vendor ids, in failover
-    order, that :mod:`gateway.store.commit` puts in the send queue (empty: not queued)."""
+    order, that the writer puts in the send queue (empty: not queued).
+
+    Not frozen, as :class:`Message` is not: a frozen dataclass's ``__init__`` stores
+    each of 40 fields through ``object.__setattr__``, several times the cost of
+    plain slots, and the message path builds a few of these per message. Treat it
+    as a value; only the write path fills in the charge (``status``, ``cost``,
+    ``currency``, ``charge_ref``, ``billed_at``) while it stores it.
+    """
 
     partner_id: int
     origin: str
@@ -260,9 +243,6 @@ class NewMessage:
 # Columns COPY writes, in NewMessage field order (``route`` excluded).
 INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage) if f.name != "route")
 
-
-build_new_message: Callable[[Sequence], NewMessage] = positional_builder(NewMessage)
-"""``NewMessage`` from all its field values in field order (``route`` last), without defaults."""
 
 _COLUMN_VALUES = operator.attrgetter(*INSERT_COLUMNS)
 _BILLED_AT = INSERT_COLUMNS.index("billed_at")
@@ -495,9 +475,9 @@ def copy_messages_binary(msgs: Sequence[NewMessage]) -> bytes | None:
     return b"".join(parts)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Message:
-    """A stored message, as read back."""
+    """A stored message, as read back (not frozen, for the cost: see :class:`NewMessage`)."""
 
     id: uuid.UUID
     partner_id: int
@@ -554,8 +534,8 @@ class Message:
         Every read selects those columns explicitly (never ``*``), so the values
         are taken by position: no lookup by name on the hot paths.
         """
-        message = _build_message(record)
-        _set_status(message, _STATUSES[message.status])
+        message = Message(*record[:_MESSAGE_WIDTH])
+        message.status = _STATUSES[message.status]
         return message
 
     @property
@@ -565,8 +545,7 @@ class Message:
 
 
 _MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Message))
-_build_message = positional_builder(Message)
-_set_status = Message.__dict__["status"].__set__
+_MESSAGE_WIDTH = len(_MESSAGE_FIELDS)
 _STATUSES: dict[str, Status] = {str(status): status for status in Status}
 
 
