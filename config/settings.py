@@ -219,6 +219,11 @@ class Settings:
         "seconds between two looks for Viber→SMS cascade messages that fell due: the SMS"
         " goes at most this long after the fallback TTL ran out",
     )
+    edr_retention_months: int = _setting(
+        "HERALD_EDR_RETENTION_MONTHS", _int_range(0, 1200), 13,
+        "months of messages (EDRs) kept: the monthly partitions older than this many months"
+        " before the current one are dropped whole (0 keeps everything); dashboard totals stay",
+    )
 
     @property
     def base_url(self) -> str:

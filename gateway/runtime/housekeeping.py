@@ -7,7 +7,10 @@
   when no more MO comes;
 * delivery receipts that came before their message's vendor id was recorded
   (:func:`gateway.report.early_receipts.reapply`): applied again through the receipt
-  writer, dropped past ``receipt_horizon`` seconds.
+  writer, dropped past ``receipt_horizon`` seconds;
+* the monthly partitions of ``messages`` (:func:`gateway.store.partitions.maintain`):
+  the coming months created, those past ``HERALD_EDR_RETENTION_MONTHS`` dropped, once
+  an hour (``partition_interval``).
 
 Every process runs the same chores; each is idempotent, so two processes doing
 it at once change nothing twice. Early receipts are looked at every
@@ -27,6 +30,7 @@ from accounts import senders
 from gateway.base import tasks
 from gateway.base.app import task_health
 from gateway.report import early_receipts
+from gateway.store import partitions
 
 log = logging.getLogger("herald.housekeeping")
 
@@ -72,6 +76,7 @@ class Housekeeping:
     def __init__(
         self, pool: asyncpg.Pool, interval: float = 60.0, *, mo=None, receipts=None,
         receipt_interval: float = 5.0, receipt_horizon: float = DEFAULT_RECEIPT_HORIZON,
+        retention_months: int = 0, partition_interval: float = 3600.0,
     ) -> None:
         self.pool = pool
         self.interval = interval
@@ -79,10 +84,17 @@ class Housekeeping:
         self.receipts = receipts
         self.receipt_interval = min(receipt_interval, interval)
         self.receipt_horizon = receipt_horizon
+        self.retention_months = retention_months
+        self.partition_interval = partition_interval
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="housekeeping")
+
+    async def maintain_partitions(self) -> dict[str, list[str]]:
+        """Create the coming months of ``messages``, drop those past the retention."""
+        async with self.pool.acquire() as conn:
+            return await partitions.maintain(conn, self.retention_months)
 
     async def stop(self) -> None:
         await tasks.cancel(self._task)
@@ -93,9 +105,15 @@ class Housekeeping:
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
-        next_full = loop.time()
+        next_full = next_partitions = loop.time()
         while True:
             full = loop.time() >= next_full
+            if loop.time() >= next_partitions:
+                next_partitions = loop.time() + self.partition_interval
+                try:
+                    await self.maintain_partitions()
+                except Exception:
+                    log.exception("event=partition_maintenance_failed")
             try:
                 if full:
                     next_full = loop.time() + self.interval

@@ -26,6 +26,7 @@ from gateway.intake import api
 from gateway.runtime.services import build_services
 from gateway.runtime.workers import Workers
 from gateway.send import viber_connector
+from gateway.store import partitions
 from portal import web as portal_web
 
 log = logging.getLogger("herald.main")
@@ -55,6 +56,8 @@ async def prepare_database(settings: Settings) -> Settings:
     conn = await asyncpg.connect(settings.database_url)
     try:
         await migrate(conn)
+        # A database left stopped for months gets this month's partition before traffic.
+        await partitions.ensure_months(conn)
         result = await seed_system_owner(
             conn, admin_email=settings.admin_email, admin_password=settings.admin_password
         )

@@ -134,6 +134,7 @@ def build_services(app: web.Application) -> list[Service]:
         app[DB], mo=connectors.mo if connectors else None,
         receipts=connectors.receipts if connectors else None,
         receipt_horizon=settings.early_receipt_horizon,
+        retention_months=settings.edr_retention_months,
     )
     return register_health(app, [dispatcher, *smpp, *viber_services(app), housekeeping])
 

@@ -45,8 +45,9 @@ reported still match); among several candidates the one with the same normal
 form wins, then the newest. For a vendor whose id formats are known, pass
 ``keys=[message_id_key(id, fmt)]`` on both sides for one exact key.
 
-Storage choices (UUIDv7 ids, indexes, why no partitioning yet) are explained
-at the top of migration ``0300_messages.sql``.
+Storage choices (UUIDv7 ids, indexes) are explained at the top of migration
+``0300_messages.sql``; the monthly partitions keyed on the id, in ``0700_messages_partitioned.sql``
+and :mod:`gateway.store.partitions`.
 
 Enqueue the HTTP callback for a status change (:func:`gateway.report.callbacks.enqueue_dlr`)
 in the same transaction as :func:`apply_event` so the two commit together.
