@@ -56,6 +56,7 @@ in the same transaction as :func:`apply_event` so the two commit together.
 from __future__ import annotations
 
 import enum
+import functools
 import operator
 import os
 import struct
@@ -150,6 +151,21 @@ def new_message_id(now_ms: int | None = None) -> uuid.UUID:
     ms = int(time.time() * 1000) if now_ms is None else now_ms
     rand = int.from_bytes(os.urandom(10), "big") & _KEEP_ONE | _SET_ONE
     return _UUID((((ms & 0xFFFF_FFFF_FFFF) << 80) | rand).to_bytes(16, "big"))
+
+
+def uuid7_floor(at: datetime) -> uuid.UUID:
+    """The smallest UUIDv7 of ``at``'s millisecond (every bit after the time zero).
+
+    As SQL ``herald_uuid7_floor`` (migration 0700): the id range of a time range, so
+    that a query on a time can name the months of ``messages`` it reads.
+    """
+    ms = max(int(at.timestamp() * 1000), 0)
+    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80)
+
+
+def uuid7_time(value: uuid.UUID) -> datetime:
+    """The millisecond a UUIDv7 was drawn (its first 48 bits), UTC."""
+    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
 
 
 def new_message_ids(count: int, now_ms: int | None = None) -> list[uuid.UUID]:
@@ -620,14 +636,18 @@ async def apply_receipt(
     return result
 
 
+_FIND_BY_VENDOR_ID = f"""SELECT {MESSAGE_COLUMNS} FROM messages WHERE vendor_match_keys && $1::text[]
+    AND id >= '{{since}}'
+    ORDER BY vendor_message_key IS NOT DISTINCT FROM $2 DESC, created_at DESC LIMIT 1"""
+
+
 async def find_by_vendor_id(
     conn: asyncpg.Connection, vendor_id: int, receipt_message_id: str,
     keys: Iterable[str] | None = None,
 ) -> Message | None:
     """The message a receipt quoting ``receipt_message_id`` would match (same rule)."""
     record = await conn.fetchrow(
-        f"""SELECT {MESSAGE_COLUMNS} FROM messages WHERE vendor_match_keys && $1::text[]
-            ORDER BY vendor_message_key IS NOT DISTINCT FROM $2 DESC, created_at DESC LIMIT 1""",
+        _bounded(_FIND_BY_VENDOR_ID, receipts_since()),
         match_keys(vendor_id, receipt_message_id, keys), normalise_message_id(receipt_message_id),
     )
     return Message.from_row(record) if record else None
@@ -679,6 +699,19 @@ def _flat_keys(pairs: Sequence[tuple[int, str, Iterable[str] | None]]) -> tuple[
     return owners, keys
 
 
+def _id_range(updates: Sequence[SentUpdate] | Sequence[EventUpdate]) -> tuple[uuid.UUID, uuid.UUID]:
+    """The smallest and largest message id of a batch.
+
+    ``messages`` is partitioned by month on the id (migration 0700). A batch
+    statement joins its ids to the table, so PostgreSQL cannot tell which months
+    it reads before it runs, and its cached plan opens every month's indexes at
+    each execution: measured on 18 months, 30 µs more per message sent. Bounded
+    by these two parameters, it opens only the months between them.
+    """
+    ids = [u.message_id for u in updates]
+    return min(ids), max(ids)
+
+
 _MARK_SENT_MANY = """
 WITH u AS (
     SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::text[])
@@ -688,6 +721,7 @@ WITH u AS (
     FROM unnest($5::bigint[], $6::text[]) AS k(ord, key) GROUP BY ord
 ), old AS (
     SELECT m.id, m.status AS previous FROM messages m JOIN u ON u.id = m.id
+    WHERE m.id BETWEEN $9 AND $10
     ORDER BY m.id FOR UPDATE OF m
 )
 UPDATE messages m SET
@@ -697,7 +731,7 @@ UPDATE messages m SET
     sent_at = CASE WHEN m.status = ANY($7::text[]) THEN coalesce(m.sent_at, $8) ELSE m.sent_at END,
     updated_at = now()
 FROM u JOIN old ON old.id = u.id LEFT JOIN k ON k.ord = u.ord
-WHERE m.id = u.id
+WHERE m.id = u.id AND m.id BETWEEN $9 AND $10
 RETURNING {columns}, old.previous
 """.replace("{columns}", message_columns("m"))
 
@@ -717,7 +751,7 @@ async def mark_sent_many(
         # PostgreSQL text cannot hold NUL; a C-octet string may arrive with its terminator.
         [u.vendor_message_id.replace("\x00", "") for u in updates],
         [normalise_message_id(u.vendor_message_id) for u in updates],
-        owners, keys, allowed_from(Event.SENT), at or _now(),
+        owners, keys, allowed_from(Event.SENT), at or _now(), *_id_range(updates),
     )
     allowed = allowed_from(Event.SENT)
     moved = {r["id"]: Message.from_row(r) for r in records if r["previous"] in allowed}
@@ -741,6 +775,7 @@ UPDATE messages m SET
     updated_at = now()
 FROM u
 WHERE m.id = u.id AND m.status = ANY(string_to_array(u.allowed, ','))
+  AND m.id BETWEEN $7 AND $8
 RETURNING {columns}
 """.replace("{columns}", message_columns("m"))
 
@@ -770,12 +805,36 @@ async def apply_events(
             _APPLY_EVENTS, [u.message_id for u in batch],
             [str(EVENT_TARGET[e]) for e in events], [",".join(allowed_from(e)) for e in events],
             [u.at or now for u in batch], [u.error_code for u in batch],
-            [u.error_text for u in batch],
+            [u.error_text for u in batch], *_id_range(batch),
         )
         moved = {r["id"]: Message.from_row(r) for r in records}
         for i in indexes:
             results[i] = moved.get(updates[i].message_id)
     return results
+
+
+# A receipt is matched among the messages of the months that began less than
+# RECEIPT_WINDOW ago only: older ones cannot hold a message a carrier still reports on (a
+# submit is scheduled at most 30 days ahead and valid 7 days after), and not probing their
+# indexes keeps a receipt's cost the same whatever the retention (``messages`` is
+# partitioned by month, 0700; on 16 months, probing them all cost 70 µs more a receipt).
+# The bound is the first id of a month, written into the statement's text (one text a
+# month): PostgreSQL then leaves the older months out of the plan itself, and knows that
+# the bound holds for every row of the months it reads, so it never reads the primary key
+# for it (with the bound as a parameter, a cached plan may AND a scan of a month's ids
+# into each lookup).
+RECEIPT_WINDOW = timedelta(days=62)
+
+
+def receipts_since(now: datetime | None = None) -> uuid.UUID:
+    """The first id of the month that began RECEIPT_WINDOW before ``now`` (the receipts' bound)."""
+    back = (now or _now()) - RECEIPT_WINDOW
+    return uuid7_floor(datetime(back.year, back.month, 1, tzinfo=UTC))
+
+
+@functools.lru_cache(maxsize=4)
+def _bounded(sql: str, since: uuid.UUID) -> str:
+    return sql.replace("{since}", str(since))
 
 
 _MATCH_RECEIPTS = """
@@ -788,6 +847,7 @@ FROM unnest($1::text[]) WITH ORDINALITY AS r(normal, ord)
 JOIN k ON k.ord = r.ord
 CROSS JOIN LATERAL (
     SELECT id FROM messages WHERE vendor_match_keys && k.keys
+      AND id >= '{since}'
     ORDER BY vendor_message_key IS NOT DISTINCT FROM r.normal DESC, created_at DESC
     LIMIT 1
 ) t
@@ -804,7 +864,8 @@ async def apply_receipts(
     matched = {
         row["ord"]: row["id"]
         for row in await conn.fetch(
-            _MATCH_RECEIPTS, [normalise_message_id(r.receipt_message_id) for r in receipts],
+            _bounded(_MATCH_RECEIPTS, receipts_since()),
+            [normalise_message_id(r.receipt_message_id) for r in receipts],
             owners, keys,
         )
     }

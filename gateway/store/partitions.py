@@ -37,6 +37,8 @@ from datetime import UTC, date, datetime
 
 import asyncpg
 
+from gateway.store.messages import uuid7_time
+
 log = logging.getLogger("herald.partitions")
 
 MONTHS_AHEAD = 2
@@ -58,21 +60,6 @@ class Partition:
     lower: datetime | None   # None: from the beginning
     upper: datetime | None   # None: no end
     detaching: bool = False  # a concurrent detach was interrupted half-way
-
-
-def uuid7_time(value: uuid.UUID) -> datetime:
-    """The millisecond a UUIDv7 was drawn (its first 48 bits), UTC."""
-    return datetime.fromtimestamp((value.int >> 80) / 1000, UTC)
-
-
-def uuid7_floor(at: datetime) -> uuid.UUID:
-    """The smallest UUIDv7 of ``at``'s millisecond (every bit after the time zero).
-
-    The same as SQL ``herald_uuid7_floor``: an id range for a time range, so that a
-    query on created_at can name the partitions to read.
-    """
-    ms = max(int(at.timestamp() * 1000), 0)
-    return uuid.UUID(int=(ms & 0xFFFF_FFFF_FFFF) << 80)
 
 
 def parse_bound(bound: str) -> tuple[datetime | None, datetime | None]:

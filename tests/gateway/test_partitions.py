@@ -22,18 +22,18 @@ from tests.conftest import drop_database
 def test_uuid7_floor_and_time_agree_with_new_message_id():
     at = datetime(2026, 3, 1, 0, 0, tzinfo=UTC)
     ms = int(at.timestamp() * 1000)
-    floor = p.uuid7_floor(at)
-    assert p.uuid7_time(floor) == at
+    floor = m.uuid7_floor(at)
+    assert m.uuid7_time(floor) == at
     # every id drawn in that millisecond is at or above the floor, and below the next one's
     for _ in range(50):
         drawn = m.new_message_id(ms)
-        assert floor <= drawn < p.uuid7_floor(at + timedelta(milliseconds=1))
+        assert floor <= drawn < m.uuid7_floor(at + timedelta(milliseconds=1))
     assert m.new_message_id(ms - 1) < floor
 
 
 def test_parse_bound():
     low, high = p.parse_bound("FOR VALUES FROM (MINVALUE) TO ('019c9e6e-a000-0000-0000-000000000000')")
-    assert low is None and high == p.uuid7_time(p.uuid7_floor(high))
+    assert low is None and high == m.uuid7_time(m.uuid7_floor(high))
     low, high = p.parse_bound("FOR VALUES FROM ('019c9e6e-a000-0000-0000-000000000000') "
                               "TO ('019d3e13-c400-0000-0000-000000000000')")
     assert low < high
@@ -84,7 +84,7 @@ async def test_fresh_schema_is_partitioned_by_id(conn):
 
 async def test_sql_and_python_floors_agree(conn):
     at = datetime(2026, 7, 14, 9, 30, 1, 123000, tzinfo=UTC)
-    assert await conn.fetchval("SELECT herald_uuid7_floor($1)", at) == p.uuid7_floor(at)
+    assert await conn.fetchval("SELECT herald_uuid7_floor($1)", at) == m.uuid7_floor(at)
     drawn = m.new_message_id(int(at.timestamp() * 1000))
     assert await conn.fetchval("SELECT herald_uuid7_time($1)", drawn) == at
 
@@ -201,3 +201,31 @@ async def test_housekeeping_keeps_the_months(pool):
 
     done = await Housekeeping(pool, retention_months=13).maintain_partitions()
     assert done == {"created": [], "dropped": []}  # the migration made them already
+
+
+def test_receipts_look_back_to_the_start_of_a_month_at_least_62_days_ago():
+    assert m.receipts_since(datetime(2026, 5, 10, 8, tzinfo=UTC)) == m.uuid7_floor(
+        datetime(2026, 3, 1, tzinfo=UTC))
+    assert m.receipts_since(datetime(2026, 3, 3, tzinfo=UTC)) == m.uuid7_floor(
+        datetime(2025, 12, 1, tzinfo=UTC))
+
+
+async def test_a_receipt_finds_recent_messages_and_leaves_the_months_before_its_window(conn):
+    owner = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
+    long_ago = datetime.now(UTC) - timedelta(days=130)
+    old = m.NewMessage(partner_id=owner, origin="api", sender="Herald", destination="35799000003",
+                       id=m.new_message_id(int(long_ago.timestamp() * 1000)), created_at=long_ago,
+                       status=m.Status.BILLED)
+    recent = m.NewMessage(partner_id=owner, origin="api", sender="Herald", destination="35799000004",
+                          status=m.Status.BILLED)
+    await m.insert_messages(conn, [old, recent])
+    await m.mark_sent_many(conn, [m.SentUpdate(old.id, 5, "aa01"), m.SentUpdate(recent.id, 5, "bb02")])
+    assert await m.find_by_vendor_id(conn, 5, "aa01") is None
+    assert (await m.find_by_vendor_id(conn, 5, "bb02")).id == recent.id
+    moved = await m.apply_receipts(conn, [m.ReceiptUpdate(5, "aa01", m.Event.DELIVERED),
+                                          m.ReceiptUpdate(5, "bb02", m.Event.DELIVERED)])
+    assert moved[0] is None and moved[1].status is m.Status.DELIVERED
+    # a batch spanning months still updates each of its messages (ids bound the months read)
+    both = await m.apply_events(conn, [m.EventUpdate(old.id, m.Event.DELIVERED),
+                                       m.EventUpdate(recent.id, m.Event.SEEN)])
+    assert [x.status for x in both] == [m.Status.DELIVERED, m.Status.SEEN]
