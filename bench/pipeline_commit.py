@@ -5,9 +5,9 @@ message at a time and waits for the commit before the next (as a
 ``submit_sm_resp`` waits). Prints rows/s and persist latency for:
 
 1. one transaction per message (pool of 10 connections) — the baseline;
-2. the group-commit writer, messages only;
-3. the writer with a billing-like hook (one balance debit per partner per
-   batch) and every message put in the send queue.
+2. the group-commit engine storing messages only;
+3. the engine storing with a billing-like step (one balance debit per partner
+   per batch) and every message put in the send queue.
 
 Usage: ``.venv/bin/python bench/pipeline_commit.py [--seconds 5] [--producers 200]``.
 With ``DATABASE_URL`` set it uses that server (its database must be disposable:
@@ -25,8 +25,6 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
-from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,7 +34,8 @@ from gateway.base.app import open_pool
 from gateway.base.embedded import EmbeddedPostgres
 from gateway.base.migrate import migrate
 from gateway.base.seed import seed_system_owner
-from gateway.store.commit import GroupCommitWriter
+from gateway.store import queue
+from gateway.store.commit import GroupCommit
 from gateway.store.messages import NewMessage, Status, insert_messages
 
 PRICE = Decimal("0.010000")
@@ -61,14 +60,20 @@ def _msg(pid: int, i: int, route: tuple[int, ...] = ()) -> NewMessage:
                       route=route)
 
 
-async def _charge(conn: asyncpg.Connection, msgs: list[NewMessage]) -> Sequence[NewMessage]:
-    """A stand-in for billing: one debit statement per partner in the batch."""
+async def _store(conn: asyncpg.Connection, msgs: list[NewMessage]) -> list[NewMessage]:
+    await queue.insert_and_enqueue(conn, msgs)
+    return msgs
+
+
+async def _charge_and_store(conn: asyncpg.Connection, msgs: list[NewMessage]) -> list[NewMessage]:
+    """A stand-in for billing (one debit statement per partner in the batch), then the store."""
     totals: dict[int, Decimal] = {}
     for m in msgs:
         totals[m.partner_id] = totals.get(m.partner_id, Decimal(0)) + PRICE
+        m.status, m.cost, m.charge_ref = Status.BILLED, PRICE, "bench"
     for pid, total in totals.items():
         await conn.execute("UPDATE partners SET balance = balance - $2 WHERE id = $1", pid, total)
-    return [replace(m, status=Status.BILLED, cost=PRICE, charge_ref="bench") for m in msgs]
+    return await _store(conn, msgs)
 
 
 async def _run_producers(persist, pid: int, producers: int, seconds: float,
@@ -125,22 +130,21 @@ async def main(args: argparse.Namespace) -> None:
         rows, lat, el = await _run_producers(one_tx_each, pid, args.producers, args.seconds)
         _report("one transaction per message (pool 10)", rows, lat, el)
 
-        writer = GroupCommitWriter(pool, max_delay=args.delay, max_rows=args.max_rows)
+        writer = GroupCommit(pool, _store, max_delay=args.delay, max_rows=args.max_rows)
         await writer.start()
-        rows, lat, el = await _run_producers(writer.persist, pid, args.producers, args.seconds)
+        rows, lat, el = await _run_producers(writer.submit, pid, args.producers, args.seconds)
         await writer.stop()
         s = writer.stats
         _report("group commit", rows, lat, el,
                 f"batches {s.batches}, mean {s.rows / max(1, s.batches):.0f} rows")
 
-        writer = GroupCommitWriter(pool, before_insert=_charge, max_delay=args.delay,
-                                   max_rows=args.max_rows)
+        writer = GroupCommit(pool, _charge_and_store, max_delay=args.delay, max_rows=args.max_rows)
         await writer.start()
-        rows, lat, el = await _run_producers(writer.persist, pid, args.producers, args.seconds,
+        rows, lat, el = await _run_producers(writer.submit, pid, args.producers, args.seconds,
                                              route=(1, 2))
         await writer.stop()
         s = writer.stats
-        _report("group commit + charge hook + send queue", rows, lat, el,
+        _report("group commit + debit + send queue", rows, lat, el,
                 f"batches {s.batches}, mean {s.rows / max(1, s.batches):.0f} rows")
         queued = await pool.fetchval("SELECT count(*) FROM send_queue")
         total = await pool.fetchval("SELECT count(*) FROM messages")

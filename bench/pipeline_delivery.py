@@ -24,11 +24,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.pipeline_commit import _msg, _prepare
+from bench.pipeline_commit import _msg, _prepare, _store
 from gateway.base.app import open_pool
 from gateway.base.embedded import EmbeddedPostgres
 from gateway.send.delivery import Accepted, ReceiptWriter, SendWorker, record_receipt
-from gateway.store.commit import GroupCommitWriter
+from gateway.store.commit import GroupCommit
 from gateway.store.messages import Event, ReceiptUpdate, Status
 
 
@@ -47,14 +47,13 @@ async def main(args: argparse.Namespace) -> None:
         print(f"fsync={await pool.fetchval('SHOW fsync')}; {args.messages} messages,"
               f" {args.workers} send workers, {args.concurrency} receipt tasks", flush=True)
 
-        writer = GroupCommitWriter(pool)
+        writer = GroupCommit(pool, _store)
         await writer.start()
-        from dataclasses import replace
-
-        batch = [replace(_msg(pid, i, route=(1,)), status=Status.BILLED,
-                         callback_url="http://127.0.0.1:9/cb") for i in range(args.messages)]
+        batch = [_msg(pid, i, route=(1,)) for i in range(args.messages)]
+        for m in batch:
+            m.status, m.callback_url = Status.BILLED, "http://127.0.0.1:9/cb"
         for start in range(0, len(batch), 500):
-            await writer.persist(batch[start:start + 500])
+            await writer.submit(batch[start:start + 500])
         await writer.stop()
 
         async def send(claim):

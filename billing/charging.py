@@ -23,26 +23,24 @@ exact, so the guarded UPDATEs always succeed; if one did not, the batch
 fails whole (Conflict / InsufficientBalance) rather than charge wrongly.
 
 The lock is held from step 1 to the commit, so concurrent batches of one
-partner take turns for their whole transaction. :meth:`Charger.charge_unlocked`
-is the variant for the hot path (the group commit): it reads the snapshot
-without the lock and prices, leaving every write to :meth:`PendingDebit.apply`,
-which the caller runs last in its transaction. ``apply`` writes the ledger and
-charge rows, takes the lock (same order), checks that every payer's status is
-unchanged and its funds still cover the debit, and runs the guarded UPDATEs;
-if any check fails it raises :class:`~billing.errors.StaleSnapshot` and the
-caller charges the batch again with :meth:`Charger.charge`. For the usual
-batch (one payer, no pack) rows, check and debit are one statement, which a
-failed check aborts whole (``herald_require``, migration 0430); the caller's
-own rows may join it (``along``: the group commit's messages and queue rows),
-and the batch is then stored in one round trip that commits alone. The lock
-then lasts from the debit to the commit (or the statement's end), not for the
-pricing and the writing of thousands of rows. A stale read can
-only refuse a message that a later read would have accepted (funds that
-arrived meanwhile), the same answer as if the batch had come a moment earlier.
+partner take turns for their whole transaction. The hot path (the message
+writer, :mod:`gateway.accept.writer`) prices without it instead:
+:meth:`Charger.price` only reads and prices, and :meth:`Priced.record`, which
+the caller runs last in its transaction, writes the ledger and charge rows,
+takes the lock (same order), checks that every payer's status is unchanged and
+its funds still cover the debit, and runs the guarded UPDATEs. If a check
+fails it raises :class:`~billing.errors.StaleSnapshot` and the caller rolls
+back and prices again under the lock (``price(lock=True)``). For the usual
+batch (one payer) rows, check and debit are one statement, which a failed
+check aborts whole (``herald_require``, migration 0430). The lock then lasts
+from the debit to the commit, not for the pricing and the writing of thousands
+of rows. A stale read can only refuse a message that a later read would have
+accepted (funds that arrived meanwhile), the same answer as if the batch had
+come a moment earlier.
 
 All of it runs in one transaction — the caller's when one is open (e.g. the
-group commit that also stores the messages; an error then fails the caller's
-transaction, so no savepoint is spent on it), else its own — so the debits,
+message writer's, which also stores the messages; an error then fails the
+caller's transaction, so no savepoint is spent on it), else its own — so the debits,
 the ledger, and the margin rows of every reseller level commit together or
 not at all.
 
@@ -54,8 +52,6 @@ that failed is refunded for every level by :func:`refund`.
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -153,8 +149,6 @@ WHERE s.id = d.id"""
 # The ledger of a batch in one statement: ids drawn for each group, then the
 # transactions and their per-MCCMNC lines inserted together. Arrays travel as
 # text literals (see _array): one string per column instead of a value each.
-# The statements below are built from WITH items so that a caller's own items can
-# go first in the same statement (PendingDebit.apply's ``along``).
 _LEDGER_ITEMS = """g AS MATERIALIZED (
     SELECT nextval('transactions_id_seq') AS id, g.*
     FROM unnest($1::text::bigint[], $2::text::bigint[], $3::text::bigint[], $4::text::bigint[],
@@ -194,7 +188,7 @@ _CHARGE_ITEMS = _LEDGER_ITEMS + """, c AS (
               pack_ids, by_delivered, ord)
     LEFT JOIN g ON g.ord = c.ord
 )"""
-_CHARGES_RESULT = "SELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids"
+_CHARGES = f"WITH {_CHARGE_ITEMS}\nSELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids"
 
 # The same with one payer's guarded debit too (the status the pricing saw, and funds that
 # still cover it; a debit of zero still takes the lock a pack-paid batch needs). When the
@@ -205,24 +199,11 @@ _DEBIT_ITEMS = _CHARGE_ITEMS + """, debit AS (
     WHERE id = $32 AND status = $33 AND balance + credit_limit >= $31
     RETURNING id
 )"""
-_DEBIT_RESULT = (_CHARGES_RESULT + ",\n       herald_require(EXISTS (SELECT 1 FROM debit),"
-                 " 'the payer changed while its batch was priced') AS debited")
+_CHARGES_AND_DEBIT = (
+    f"WITH {_DEBIT_ITEMS}\nSELECT ARRAY(SELECT id FROM g ORDER BY ord) AS ids,"
+    "\n       herald_require(EXISTS (SELECT 1 FROM debit),"
+    " 'the payer changed while its batch was priced') AS debited")
 _REQUIRE_FAILED = "HR001"  # herald_require's SQLSTATE
-_PARAM = re.compile(r"\$(\d+)")
-
-
-@functools.lru_cache(maxsize=16)
-def _statement(items: str, result: str, along: str = "", along_params: int = 0) -> str:
-    """``WITH`` the caller's ``along`` items (parameters $1…$along_params), then ``items``
-    (their own parameters moved after the caller's), then ``result``."""
-    if not along:
-        return f"WITH {items}\n{result}"
-    shift = along_params
-
-    def moved(sql: str) -> str:
-        return _PARAM.sub(lambda m: f"${int(m.group(1)) + shift}", sql)
-
-    return f"WITH {along},\n{moved(items)}\n{moved(result)}"
 
 
 def _array(values: Iterable[object]) -> str:
@@ -351,69 +332,56 @@ def _ledger_args(details: dict[DetailKey, list], parents: dict[int, int], curren
     ]
 
 
-# A caller's WITH items (``name AS (…)``, numbered from $1; names other than the g, t, d, c
-# and debit used here) and their arguments, written by the same statement as a batch's
-# charges (PendingDebit.apply).
-Along = tuple[str, Sequence[object]]
+class Priced:
+    """A batch priced by :meth:`Charger.price`: its :meth:`results`, and what
+    :meth:`record` still has to write and take, last in the caller's transaction."""
 
+    __slots__ = ("_debits", "_decisions", "_locked", "_packs", "_snap", "ledger_ids")
 
-class PendingDebit:
-    """What a batch priced by :meth:`Charger.charge_unlocked` still has to write and take: run
-    :meth:`apply` last in the same transaction, or alone with ``along`` when
-    :attr:`single_statement`."""
-
-    __slots__ = ("_debits", "_decisions", "_packs", "_snap", "ledger_ids")
-
-    def __init__(self, snap: Snapshot, decisions: list[Decision], debits: dict[int, Decimal],
-                 packs: dict[int, int]) -> None:
+    def __init__(self, snap: Snapshot, decisions: list[Decision], *, locked: bool) -> None:
         self._snap = snap
         self._decisions = decisions
-        self._debits = debits
-        self._packs = packs
-        self.ledger_ids: dict[str, int] = {}   # ref → the sender's ledger row, once applied
+        self._locked = locked
+        self._debits, self._packs = _debits(decisions)
+        self.ledger_ids: dict[str, int] = {}   # ref → the sender's ledger row, once recorded
 
-    @property
-    def single_statement(self) -> bool:
-        """Whether :meth:`apply` writes and takes everything in one statement: at most one
-        payer, and no pack to take from (the usual batch)."""
-        return len(self._snap.accounts) <= 1 and not self._packs
+    def results(self) -> list[ChargeResult]:
+        """One per request, in order (``ledger_id`` is None until :meth:`record`)."""
+        return _results(self._snap, self._decisions, self.ledger_ids)
 
-    async def apply(self, conn: asyncpg.Connection, *, along: Along | None = None) -> None:
-        """Write the ledger and charge rows, lock the payers, check nothing the pricing relied
-        on moved, take packs and balances.
+    async def record(self, conn: asyncpg.Connection) -> None:
+        """Write the ledger and charge rows and take the balances and packs, in the
+        caller's transaction.
 
-        Raises :class:`~billing.errors.StaleSnapshot` when a payer's status
-        changed, its funds no longer cover its debit, or a pack no longer has
-        the messages counted on it; the transaction must then be rolled back.
-
-        ``along``: the caller's own WITH items and arguments (e.g. the batch's
-        messages, :func:`gateway.store.queue.store_items`), written by the same
-        statement; only when :attr:`single_statement`. That statement writes
-        everything or nothing, so it may run outside a transaction and commit
-        alone (one round trip for the whole batch).
+        Priced under the lock, the guarded UPDATEs cannot fail (if one did, the batch
+        fails whole: Conflict / InsufficientBalance). Priced without it, the payers are
+        locked now, in id order, and checked: when a payer's status changed, its funds
+        no longer cover its debit, or a pack no longer has the messages counted on it,
+        :class:`~billing.errors.StaleSnapshot` is raised and the transaction must be
+        rolled back.
         """
-        if along is not None and not self.single_statement:
-            raise RuntimeError("apply(along=...) needs a single-statement batch")
-        seen = self._snap.accounts
         if not any(d.ok for d in self._decisions):
-            if along is not None:  # nothing to charge: the caller's items alone
-                await conn.execute(_statement(along[0], "SELECT"), *along[1])
             return
+        snap, decisions = self._snap, self._decisions
+        if self._locked:
+            await _take(conn, self._debits, self._packs, stale=False)
+            self.ledger_ids = await _record(conn, snap, decisions)
+            return
+        seen = snap.accounts
         if len(seen) <= 1:
             # the usual batch: rows, lock, check and debit in one statement (packs, if any, next)
             debit = None
             if seen:
                 ((payer, account),) = seen.items()
                 debit = (self._debits.get(payer, ZERO), payer, account.status)
-            self.ledger_ids = await _record(conn, self._snap, self._decisions, debit=debit, along=along)
+            self.ledger_ids = await _record(conn, snap, decisions, debit=debit)
             await _take(conn, {}, self._packs, stale=True)
             return
         # rows first, so that the payers' locks wait only for the checks and the UPDATEs
-        self.ledger_ids = await _record(conn, self._snap, self._decisions)
-        if seen:
-            for row in await conn.fetch(_RELOCK, list(seen)):
-                if row["status"] != seen[row["id"]].status or row["available"] < self._debits.get(row["id"], ZERO):
-                    raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
+        self.ledger_ids = await _record(conn, snap, decisions)
+        for row in await conn.fetch(_RELOCK, list(seen)):
+            if row["status"] != seen[row["id"]].status or row["available"] < self._debits.get(row["id"], ZERO):
+                raise StaleSnapshot(f"partner {row['id']} changed while its batch was priced")
         await _take(conn, self._debits, self._packs, stale=True)
 
 
@@ -493,59 +461,50 @@ class Charger:
             snap.packs.setdefault((r["partner_id"], r["channel"]), []).append(holding)
         return snap
 
+    async def price(self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest], *,
+                    lock: bool = False) -> Priced:
+        """Read what pricing needs and price the batch; nothing is written yet.
+
+        ``lock=False`` only reads, in or out of a transaction, and
+        :meth:`Priced.record` later checks that nothing the pricing relied on
+        moved. ``lock=True`` locks the paying partners (in id order) until the
+        caller's transaction ends: call it inside one.
+        """
+        if lock and not conn.is_in_transaction():
+            raise RuntimeError("price(lock=True) needs a transaction to hold the lock")
+        if not requests:
+            return Priced(Snapshot(), [], locked=lock)
+        snap = await self._snapshot(conn, _senders(requests), lock=lock)
+        return Priced(snap, price_batch(snap, requests), locked=lock)
+
     async def charge(self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]) -> list[ChargeResult]:
-        """Price and charge a batch; one result per request, in order (refused ones have ok=False)."""
+        """Price and charge a batch under the lock, in the caller's transaction or one of its
+        own; one result per request, in order (refused ones have ok=False)."""
         if not requests:
             return []
-        senders = _senders(requests)
         if conn.is_in_transaction():
-            snap, decisions, tx_ids = await self._charge(conn, senders, requests)
+            priced = await self._charge(conn, requests)
         else:
             async with conn.transaction():
-                snap, decisions, tx_ids = await self._charge(conn, senders, requests)
-        return _results(snap, decisions, tx_ids)
+                priced = await self._charge(conn, requests)
+        return priced.results()
 
-    async def charge_unlocked(
-        self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]
-    ) -> tuple[list[ChargeResult], PendingDebit]:
-        """:meth:`charge` without holding the payers' lock while pricing; nothing is written yet.
-
-        Only reads, in or out of a transaction. The caller then writes with
-        ``pending.apply(conn)``: last in its transaction, or alone with its
-        own rows (``along``) when ``pending.single_statement``. On
-        :class:`~billing.errors.StaleSnapshot` (nothing written) it charges
-        the batch again with :meth:`charge` (see the module doc). The results'
-        ``ledger_id`` is None: the ledger rows are written by ``apply``
-        (``pending.ledger_ids`` afterwards).
-        """
-        if not requests:
-            return [], PendingDebit(Snapshot(), [], {}, {})
-        snap = await self._snapshot(conn, _senders(requests), lock=False)
-        decisions = price_batch(snap, requests)
-        debits, packs = _debits(decisions)
-        return _results(snap, decisions, {}), PendingDebit(snap, decisions, debits, packs)
-
-    async def _charge(
-        self, conn: asyncpg.Connection, senders: list[int], requests: Sequence[ChargeRequest]
-    ) -> tuple[Snapshot, list[Decision], dict[str, int]]:
-        snap = await self._snapshot(conn, senders)
-        decisions = price_batch(snap, requests)
-        debits, packs = _debits(decisions)
-        await _take(conn, debits, packs, stale=False)
-        return snap, decisions, await _record(conn, snap, decisions)
+    async def _charge(self, conn: asyncpg.Connection, requests: Sequence[ChargeRequest]) -> Priced:
+        priced = await self.price(conn, requests, lock=True)
+        await priced.record(conn)
+        return priced
 
 
 async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Decision], *,
-                  debit: tuple[Decimal, int, str] | None = None, along: Along | None = None
-                  ) -> dict[str, int]:
+                  debit: tuple[Decimal, int, str] | None = None) -> dict[str, int]:
     """Write the ledger and the charge rows in one statement, with ``debit`` — (amount,
-    payer, status the pricing saw) — taken in it when given, and the caller's ``along``
-    items first (see :meth:`PendingDebit.apply`): the ledger id of each accepted ref.
-    Raises :class:`StaleSnapshot`, the statement undone, when the debit's guard failed."""
+    payer, status the pricing saw) — taken in it when given: the ledger id of each
+    accepted ref. Raises :class:`StaleSnapshot`, the statement undone, when the debit's
+    guard failed."""
     details: dict[DetailKey, list] = {}
     accepted = [d for d in decisions if d.ok]
     if not accepted and debit is None:
-        return {}  # nothing accepted under the lock (apply returns before this)
+        return {}  # nothing accepted (record returns before this)
     for d in accepted:
         req = d.request
         head = (req.partner_id, req.user_id, req.source, req.description, req.mccmnc)
@@ -589,14 +548,8 @@ async def _record(conn: asyncpg.Connection, snap: Snapshot, decisions: list[Deci
             _optional_numbers(group_of)]
     if debit is not None:
         args += debit
-    items, result = (_CHARGE_ITEMS, _CHARGES_RESULT) if debit is None else (_DEBIT_ITEMS, _DEBIT_RESULT)
-    if along is not None:
-        sql = _statement(items, result, along[0], len(along[1]))
-        args = [*along[1], *args]
-    else:
-        sql = _statement(items, result)
     try:
-        ledger_ids = await conn.fetchval(sql, *args)
+        ledger_ids = await conn.fetchval(_CHARGES if debit is None else _CHARGES_AND_DEBIT, *args)
     except asyncpg.UniqueViolationError as exc:
         if exc.table_name != "charges":
             raise

@@ -19,7 +19,7 @@ class InsufficientBalance(Conflict):
 class StaleSnapshot(Conflict):
     """A batch priced without the payers' lock found, under it, that a balance, pack or status
     it relied on had changed: its transaction must be rolled back and the batch charged again
-    under the lock (see :meth:`billing.charging.Charger.charge_unlocked`)."""
+    under the lock (see :meth:`billing.charging.Priced.record`)."""
 
 
 class NoRate(Invalid):

@@ -19,12 +19,12 @@ order (ARCHITECTURE.md, "The life of a message"):
    changes), count the parts (:func:`smpp.segments.count_segments`, once per
    distinct text), and **route** (:mod:`gateway.accept.routing`): the vendor ids to
    try in order. No network or no route refuses the message before any charge.
-4. **Charge and persist** through the group-commit writer
-   (:mod:`gateway.store.commit`): its ``before_insert`` hook prices and charges the
-   batch (:class:`billing.charging.Charger`), so the debit, the ledger rows,
-   the EDR rows (status BILLED) and the send-queue rows commit in one
-   transaction, or none of them do. A message billing refuses (no rate,
-   insufficient balance, blocked partner) is refused alone.
+4. **Charge and store** (:class:`gateway.accept.writer.MessageWriter`): priced
+   without locking the payer, then in one transaction the EDR rows (status
+   BILLED) and send-queue rows, the ledger and charge rows and the guarded
+   debit, charged again under the lock if the payer moved meanwhile. A message
+   billing refuses (no rate, insufficient balance, blocked partner) is refused
+   alone.
 
 Only once the transaction committed does ``submit`` return, so an
 :class:`Accepted` answer always names a stored, charged, queued message.
@@ -35,25 +35,6 @@ Viber, and the fields are stored for :mod:`gateway.report.cascade`, which submit
 SMS through this pipeline again when the Viber message is not delivered in
 time. A cascade submitted without ``fallback_ttl`` gets the
 ``HERALD_VIBER_FALLBACK_TTL`` default, so a silent provider still leads to the SMS.
-
-Public API::
-
-    pipeline = Pipeline(pool, redis, settings, *, writer=None, charger=None,
-                        refresh_every=5.0, batch_rows=4000)
-    #   without ``writer`` it builds and owns a GroupCommitWriter whose before_insert
-    #   is billing_hook(charger); in an application use app[gateway.accept.keys.PIPELINE]
-    await pipeline.start()
-    results = await pipeline.submit([Submission(...), ...])
-    #   one per submission, in order: Accepted(message_id, parts) | Rejected(reason, smpp_status, http_text)
-    results = await pipeline.submit_fanouts([Fanout(template, destinations, msisdns=None), ...])
-    #   the same as submit() of each template once per destination, one result per destination,
-    #   cheaper (the API's one text to up to 700 numbers)
-    pipeline.add_listener(fn)      # fn(list[NewMessage]) after each commit (wake send workers)
-    pipeline.invalidate()          # re-read the reference book and routes on the next batch
-    await pipeline.stop()          # flushes what is waiting
-
-    normalise_msisdn(raw) -> str | None                 # the pipeline's own number rule
-    billing_hook(charger) -> BeforeInsert               # for a writer built elsewhere
 
 ``submit`` raises only when the batch could not be stored at all (database
 down: the writer's exception; writer stopped: :class:`gateway.store.commit.WriterClosed`,
@@ -77,14 +58,13 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import NamedTuple
 
 import asyncpg
 
 from accounts import senders
 from billing import pricing
-from billing.charging import Charger
+from billing.charging import Charger, ChargeResult
 from billing.errors import (
     ESME_RINVDSTADR,
     ESME_RINVSRCADR,
@@ -92,11 +72,10 @@ from billing.errors import (
 )
 from billing.refbook import PrefixTable, default_entries, load_prefix_table
 from billing.refbook import revision as refbook_revision
-from config.errors import HeraldError
 from config.settings import Settings
 from gateway.accept import routing, stoplist
 from gateway.accept.msisdn import NumberRules
-from gateway.store.commit import BeforeInsert, Charged, GroupCommitWriter, Outcome
+from gateway.accept.writer import MessageWriter
 from gateway.store.messages import NewMessage, Status, new_message_ids
 from smpp.segments import MAX_PARTS, count_segments
 
@@ -107,8 +86,6 @@ ESME_RINVESMCLASS = 0x00000043  # invalid esm_class (flash/MO combinations we re
 VIBER_MAX_CHARS = 1000         # the longest text a Viber business message carries
 CHANNELS = ("sms", "viber")
 ORIGINS = ("api", "smpp", "campaign")
-# messages.origin → billing's ledger source
-_SOURCE = {"api": "api", "smpp": "smpp", "campaign": "campaign"}
 
 
 class Reason(enum.StrEnum):
@@ -231,74 +208,10 @@ _CHARGE_REASONS: dict[str, tuple[Reason, int]] = {
 }
 
 
-class ChargeRefused(HeraldError):
-    """Billing refused one message; carries the pipeline reason it maps to."""
-
-    def __init__(self, message: str, reason: Reason, smpp_status: int) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.smpp_status = smpp_status
-        self.http_status = 402 if reason is Reason.INSUFFICIENT_BALANCE else 400
-
-
-def _billed(msg: NewMessage, cost: Decimal, currency: str | None, ref: str, at: datetime) -> NewMessage:
-    """``msg`` as charged (its charge filled in, in place: it is the writer's now)."""
-    msg.status = Status.BILLED
-    msg.cost = cost
-    msg.currency = currency
-    msg.charge_ref = ref
-    msg.billed_at = at
-    return msg
-
-
-class BillingHook:
-    """The writer's ``before_insert``: charge the batch; BILLED messages or refusals, in order.
-
-    Charges without the payers' lock, leaving the writing and the debit to
-    the writer's last step (:class:`~gateway.store.commit.Charged`); ``careful``
-    (the writer's retry after a stale snapshot) charges under the lock
-    instead.
-    """
-
-    # Without careful it only reads and prices: the writer may call it before its
-    # transaction, and then store the usual batch in one statement.
-    reads_only = True
-
-    def __init__(self, charger: Charger) -> None:
-        self._charger = charger
-
-    async def __call__(self, conn: asyncpg.Connection, msgs: list[NewMessage], *, careful: bool = False
-                       ) -> list[Outcome] | Charged:
-        requests = [
-            pricing.ChargeRequest(m.partner_id, m.user_id, m.channel, m.mccmnc or "", m.parts,
-                                  m.traffic_type, _SOURCE[m.origin], str(m.id), m.label)
-            for m in msgs
-        ]
-        pending = None
-        if careful:
-            results = await self._charger.charge(conn, requests)
-        else:
-            results, pending = await self._charger.charge_unlocked(conn, requests)
-        now = datetime.now(UTC)
-        outcomes: list[Outcome] = []
-        for msg, res in zip(msgs, results, strict=True):
-            if res.ok:
-                outcomes.append(_billed(msg, res.amount, res.currency or None, res.ref, now))
-            else:
-                reason, status = _CHARGE_REASONS.get(res.code, (Reason.REFUSED, ESME_RSUBMITFAIL))
-                outcomes.append(ChargeRefused(res.reason, reason, status))
-        return outcomes if pending is None else Charged(outcomes, pending)
-
-
-def billing_hook(charger: Charger) -> BeforeInsert:
-    """The writer's ``before_insert`` for ``charger`` (:class:`BillingHook`)."""
-    return BillingHook(charger)
-
-
-def _refusal(error: HeraldError) -> Rejected:
-    if isinstance(error, ChargeRefused):
-        return _rejected(error.reason, error.smpp_status, error.message)
-    return _rejected(Reason.REFUSED, error.smpp_status, error.message or type(error).__name__)
+def _refusal(result: ChargeResult) -> Rejected:
+    """The pipeline's answer for a message billing refused."""
+    reason, status = _CHARGE_REASONS.get(result.code, (Reason.REFUSED, ESME_RSUBMITFAIL))
+    return _rejected(reason, status, result.reason)
 
 
 @dataclass(slots=True)
@@ -320,20 +233,19 @@ class Pipeline:
 
     def __init__(
         self, pool: asyncpg.Pool, redis: object, settings: Settings, *,
-        writer: GroupCommitWriter | None = None, charger: Charger | None = None,
+        writer: MessageWriter | None = None, charger: Charger | None = None,
         numbers: NumberRules | None = None, refresh_every: float = 5.0,
         batch_rows: int = 4000, clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.pool = pool
         self.redis = redis
         self.settings = settings
-        self.charger = charger or Charger()
         self._owns_writer = writer is None
         # Several API requests (700 rows each) share one transaction: fewer, larger
         # batches spend fewer statements and WAL flushes. Charging locks the partner's
         # row only for the final debit (billing.charging), so one partner's batches overlap.
-        self.writer = writer or GroupCommitWriter(
-            pool, before_insert=billing_hook(self.charger), max_rows=batch_rows,
+        self.writer = writer or MessageWriter(
+            pool, charger or Charger(), max_rows=batch_rows,
             max_pending_rows=max(20000, 5 * batch_rows),
         )
         self.numbers = numbers or NumberRules()
@@ -537,7 +449,7 @@ class Pipeline:
                     results[i] = Accepted(outcome.id, outcome.parts)
                     accepted.append(outcome)
                 else:
-                    results[i] = _refusal(outcome)  # type: ignore[arg-type]
+                    results[i] = _refusal(outcome)
             if accepted:
                 for listener in self._listeners:
                     try:
@@ -638,6 +550,6 @@ def normalise_msisdn(raw: str, rules: NumberRules | None = None) -> str | None:
 
 
 __all__ = [
-    "Accepted", "ChargeRefused", "Fanout", "Pipeline", "Reason", "Rejected", "Result",
-    "Submission", "billing_hook", "for_destinations", "normalise_msisdn",
+    "Accepted", "Fanout", "Pipeline", "Reason", "Rejected", "Result",
+    "Submission", "for_destinations", "new_message", "normalise_msisdn",
 ]

@@ -17,8 +17,7 @@ message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``):
 
     enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.store.commit
     enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
-    insert_and_enqueue(conn, new_messages, items=None) -> None   # store them, queue those with a route
-    store_items(new_messages) -> (sql, args) | None          # the same as WITH items of a larger statement
+    insert_and_enqueue(conn, new_messages) -> None           # store them, queue those with a route
     claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
     complete(conn, worker_id, message_id) -> bool             # vendor accepted it
     complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
@@ -132,23 +131,26 @@ UNNEST_MAX_ROWS = 256
 _N = len(INSERT_COLUMNS)
 # The foreign key of send_queue is checked at the end of the statement, once the messages
 # of the same statement are in.
-_STORE_ITEMS = f"""m AS ({unnest_insert(1)}
+_STORE_AND_QUEUE = f"""WITH m AS ({unnest_insert(1)}
 ), q AS (
     INSERT INTO send_queue (message_id, route, vendor_id, not_before)
     SELECT q.id, q.route::bigint[], q.vendor_id, coalesce(q.not_before, now())
     FROM unnest(${_N + 1}::uuid[], ${_N + 2}::text[], ${_N + 3}::bigint[], ${_N + 4}::timestamptz[])
          AS q(id, route, vendor_id, not_before)
-)"""
-_STORE_AND_QUEUE = f"WITH {_STORE_ITEMS}\nSELECT"
+)
+SELECT"""
 
 
-def store_items(msgs: Sequence[NewMessage]) -> tuple[str, list] | None:
-    """The WITH items (``m``, ``q``; parameters from $1) storing ``msgs`` and queueing those
-    with a route, and their arguments, for a statement that writes more (billing's
-    :meth:`~billing.charging.PendingDebit.apply`); None above :data:`UNNEST_MAX_ROWS`
-    messages, which go by :func:`insert_and_enqueue`'s COPYs."""
-    if not msgs or len(msgs) > UNNEST_MAX_ROWS:
-        return None
+async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
+    """Store ``msgs`` and queue each one that has a route, from its ``scheduled_for``
+    (inside the caller's transaction): one statement up to :data:`UNNEST_MAX_ROWS`
+    messages, two binary COPYs above."""
+    if not msgs:
+        return
+    if len(msgs) > UNNEST_MAX_ROWS:
+        await insert_messages(conn, msgs)
+        await enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in msgs if m.route])
+        return
     ids, routes, vendors, not_before = [], [], [], []
     for m in msgs:
         if m.route:
@@ -156,24 +158,7 @@ def store_items(msgs: Sequence[NewMessage]) -> tuple[str, list] | None:
             routes.append("{" + ",".join(map(str, map(int, m.route))) + "}")
             vendors.append(m.route[0])
             not_before.append(m.scheduled_for)
-    return _STORE_ITEMS, [*unnest_args(msgs), ids, routes, vendors, not_before]
-
-
-async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage], *,
-                             items: tuple[str, list] | None = None) -> None:
-    """Store ``msgs`` and queue each one that has a route, from its ``scheduled_for``
-    (inside the caller's transaction; up to :data:`UNNEST_MAX_ROWS` messages it is one
-    statement, which may also run alone). ``items``: :func:`store_items` of ``msgs`` when
-    the caller already built them."""
-    if not msgs:
-        return
-    if items is None:
-        items = store_items(msgs)
-    if items is None:
-        await insert_messages(conn, msgs)
-        await enqueue(conn, [(m.id, m.route, m.scheduled_for) for m in msgs if m.route])
-        return
-    await conn.execute(_STORE_AND_QUEUE, *items[1])
+    await conn.execute(_STORE_AND_QUEUE, *unnest_args(msgs), ids, routes, vendors, not_before)
 
 
 # Binary COPY (PostgreSQL manual, COPY, "Binary Format") of (message_id, route, vendor_id)

@@ -46,10 +46,11 @@ async def _client(conn, name: str, *, balance: str = "10", rate: str = "0.10", w
 
 async def _unlocked(pool, charger: Charger, requests: list[ChargeRequest]):
     async with pool.acquire() as conn, conn.transaction():
-        results, pending = await charger.charge_unlocked(conn, requests)
+        pending = await charger.price(conn, requests)
+        results = pending.results()
         assert await conn.fetchval("SELECT count(*) FROM charges WHERE ref = ANY($1::text[])",
-                                   [r.ref for r in requests]) == 0  # apply writes them
-        await pending.apply(conn)
+                                   [r.ref for r in requests]) == 0  # record writes them
+        await pending.record(conn)
         linked = dict(await conn.fetch("SELECT ref, transaction_id FROM charges WHERE ref = ANY($1::text[])",
                                        [r.ref for r in requests]))
     assert pending.ledger_ids == {ref: tx for ref, tx in linked.items() if tx is not None}
@@ -95,11 +96,12 @@ async def test_a_balance_spent_meanwhile_makes_the_batch_stale_and_charges_nothi
     async with pool.acquire() as a, pool.acquire() as b:
         tx = a.transaction()
         await tx.start()
-        results, pending = await charger.charge_unlocked(a, [msg(client_id, f"a{i}") for i in range(8)])
+        pending = await charger.price(a, [msg(client_id, f"a{i}") for i in range(8)])
+        results = pending.results()
         assert all(r.ok for r in results)               # 0.80 of 1.00, as the unlocked read saw it
         await charger.charge(b, [msg(client_id, f"b{i}") for i in range(5)])  # 0.50 spent meanwhile
         with pytest.raises(StaleSnapshot):
-            await pending.apply(a)
+            await pending.record(a)
         await tx.rollback()
         assert await balance(a, client_id) == D("0.50")
         assert await a.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1", client_id) == 5
@@ -111,9 +113,9 @@ async def test_funds_that_still_cover_the_debit_let_the_batch_through(pool):
         client_id = await _client(conn, "Roomy", balance="5.00")
     charger = Charger()
     async with pool.acquire() as a, pool.acquire() as b, a.transaction():
-        _, pending = await charger.charge_unlocked(a, [msg(client_id, f"a{i}") for i in range(8)])
+        pending = await charger.price(a, [msg(client_id, f"a{i}") for i in range(8)])
         await charger.charge(b, [msg(client_id, f"b{i}") for i in range(5)])
-        await pending.apply(a)
+        await pending.record(a)
     async with pool.acquire() as conn:
         assert await balance(conn, client_id) == D("3.70")
         assert await ledger_sum(conn, client_id) == D("3.70")
@@ -126,10 +128,10 @@ async def test_a_payer_blocked_meanwhile_makes_the_batch_stale(pool):
     async with pool.acquire() as a, pool.acquire() as b:
         tx = a.transaction()
         await tx.start()
-        _, pending = await charger.charge_unlocked(a, [msg(client_id, "a")])
+        pending = await charger.price(a, [msg(client_id, "a")])
         await b.execute("UPDATE partners SET status = 'blocked' WHERE id = $1", client_id)
         with pytest.raises(StaleSnapshot):
-            await pending.apply(a)
+            await pending.record(a)
         await tx.rollback()
         # Under the lock the same batch is refused, as for any blocked partner.
         (res,) = await charger.charge(a, [msg(client_id, "a")])
@@ -144,7 +146,8 @@ async def test_a_pack_used_up_or_cancelled_meanwhile_makes_the_batch_stale(pool,
     async with pool.acquire() as a, pool.acquire() as b:
         tx = a.transaction()
         await tx.start()
-        results, pending = await charger.charge_unlocked(a, [msg(client_id, "a", parts=2)])
+        pending = await charger.price(a, [msg(client_id, "a", parts=2)])
+        results = pending.results()
         assert results[0].pack_id is not None
         if how == "used":
             await charger.charge(b, [msg(client_id, "b", parts=2)])
@@ -154,7 +157,7 @@ async def test_a_pack_used_up_or_cancelled_meanwhile_makes_the_batch_stale(pool,
             await b.execute("UPDATE pack_subscriptions SET canceled_at = now() WHERE id = $1",
                             results[0].pack_id)
         with pytest.raises(StaleSnapshot):
-            await pending.apply(a)
+            await pending.record(a)
         await tx.rollback()
     async with pool.acquire() as conn:
         assert await ledger_sum(conn, client_id) == await balance(conn, client_id)
@@ -178,7 +181,7 @@ async def test_concurrent_unlocked_charges_with_the_locked_retry_stop_at_the_las
             batch = todo.pop()
             try:
                 results.extend(await _unlocked(pool, charger, batch))
-            except StaleSnapshot:  # what the group commit does: charge again under the lock
+            except StaleSnapshot:  # what the message writer does: charge again under the lock
                 async with pool.acquire() as conn:
                     results.extend(await charger.charge(conn, batch))
 
@@ -203,11 +206,12 @@ async def test_a_reseller_spent_meanwhile_makes_the_batch_stale(pool):
     async with pool.acquire() as a, pool.acquire() as b:
         tx = a.transaction()
         await tx.start()
-        results, pending = await charger.charge_unlocked(a, [msg(client_id, f"a{i}") for i in range(4)])
+        pending = await charger.price(a, [msg(client_id, f"a{i}") for i in range(4)])
+        results = pending.results()
         assert all(r.ok for r in results)               # the reseller pays 4 x 0.04 of its 0.20
         await b.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1", reseller_id)
         with pytest.raises(StaleSnapshot):
-            await pending.apply(a)
+            await pending.record(a)
         await tx.rollback()
         # Under the lock, the reseller's 0.10 left pays for two of them.
         results = await charger.charge(a, [msg(client_id, f"a{i}") for i in range(4)])
@@ -215,62 +219,16 @@ async def test_a_reseller_spent_meanwhile_makes_the_batch_stale(pool):
         assert await balance(a, reseller_id) == D("0.02")
 
 
-def _along(refs: list[str]) -> tuple[str, list]:
-    """A caller's own WITH item for apply(along=...): one row per ref in a temporary table."""
-    return "mine AS (INSERT INTO along_rows SELECT unnest($1::text[]))", [refs]
-
-
-async def test_apply_writes_the_callers_rows_and_the_charges_in_one_statement(pool):
+async def test_pricing_under_the_lock_needs_a_transaction_to_hold_it(pool):
     async with pool.acquire() as conn:
-        client_id = await _client(conn, "Along")
-    charger = Charger()
-    refs = [f"a{i}" for i in range(3)]
-    async with pool.acquire() as a:
-        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
-        results, pending = await charger.charge_unlocked(a, [msg(client_id, r) for r in refs])  # no transaction
-        assert pending.single_statement and all(r.ok for r in results)
-        await pending.apply(a, along=_along(refs))
-        assert not a.is_in_transaction()
-        assert sorted(await a.fetchval("SELECT array_agg(ref) FROM along_rows")) == refs
-        linked = dict(await a.fetch("SELECT ref, transaction_id FROM charges WHERE partner_id = $1", client_id))
-        assert pending.ledger_ids == linked and set(linked) == set(refs)
-        assert await balance(a, client_id) == D("9.70")
-        assert await ledger_sum(a, client_id) == D("9.70")
-
-
-async def test_a_failed_guard_undoes_the_whole_statement(pool):
-    async with pool.acquire() as conn:
-        client_id = await _client(conn, "Along stale", balance="0.30")
-    charger = Charger()
-    refs = [f"a{i}" for i in range(3)]
-    async with pool.acquire() as a, pool.acquire() as b:
-        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
-        _, pending = await charger.charge_unlocked(a, [msg(client_id, r) for r in refs])
-        await b.execute("UPDATE partners SET balance = balance - 0.05 WHERE id = $1", client_id)
-        with pytest.raises(StaleSnapshot):
-            await pending.apply(a, along=_along(refs))
-        # Nothing of the statement stayed: neither the caller's rows nor billing's.
-        assert await a.fetchval("SELECT count(*) FROM along_rows") == 0
-        assert await a.fetchval("SELECT count(*) FROM charges WHERE partner_id = $1", client_id) == 0
-        assert await a.fetchval("SELECT count(*) FROM transactions WHERE partner_id = $1 AND type = 'api'",
-                                client_id) == 0
-        assert await balance(a, client_id) == D("0.25")
-
-
-async def test_along_needs_a_single_statement_batch_and_goes_alone_when_nothing_is_charged(pool):
-    async with pool.acquire() as conn:
-        chained = await _client(conn, "Along chained", under_reseller=True)
-        blocked = await _client(conn, "Along blocked")
-        await conn.execute("UPDATE partners SET status = 'blocked' WHERE id = $1", blocked)
+        client_id = await _client(conn, "Locked out")
     charger = Charger()
     async with pool.acquire() as a:
-        await a.execute("CREATE TEMP TABLE along_rows (ref text)")
-        _, pending = await charger.charge_unlocked(a, [msg(chained, "c")])
-        assert not pending.single_statement   # two payers: lock, check, then take
-        with pytest.raises(RuntimeError):
-            await pending.apply(a, along=_along(["c"]))
-        results, pending = await charger.charge_unlocked(a, [msg(blocked, "b")])
-        assert not results[0].ok
-        await pending.apply(a, along=_along(["b"]))
-        assert await a.fetchval("SELECT array_agg(ref) FROM along_rows") == ["b"]
-        assert await a.fetchval("SELECT count(*) FROM charges WHERE ref = ANY('{b,c}')") == 0
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            await charger.price(a, [msg(client_id, "x")], lock=True)
+        async with a.transaction():
+            priced = await charger.price(a, [msg(client_id, "x")], lock=True)
+            await priced.record(a)
+        assert [r.ok for r in priced.results()] == [True]
+        assert priced.results()[0].ledger_id == priced.ledger_ids["x"]
+        assert await balance(a, client_id) == D("9.90")

@@ -1,19 +1,17 @@
-"""Group commit: batching, acknowledgement after commit, hooks, failure isolation, retry
+"""Group commit: batching, acknowledgement after commit, failure isolation, back-pressure
 and after-commit steps."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
-from decimal import Decimal
 
 import asyncpg
 import pytest
 
-from config.errors import HeraldError, Invalid
-from gateway.store.commit import GroupCommit, GroupCommitWriter, WriterClosed
-from gateway.store.messages import NewMessage, Status
+from gateway.store import queue
+from gateway.store.commit import GroupCommit, WriterClosed
+from gateway.store.messages import NewMessage
 
 
 async def _owner(pool) -> int:
@@ -25,15 +23,25 @@ def _msg(pid: int, i: int = 0, **kw) -> NewMessage:
                       text=f"m{i}", **kw)
 
 
+async def _store(conn, msgs: list[NewMessage]) -> list[NewMessage]:
+    await queue.insert_and_enqueue(conn, msgs)
+    return msgs
+
+
+def _writer(pool, **kw) -> GroupCommit[NewMessage, NewMessage]:
+    """An engine that stores messages (the message writer without billing)."""
+    return GroupCommit(pool, _store, **kw)
+
+
 async def test_many_producers_share_few_transactions(pool):
     pid = await _owner(pool)
-    writer = GroupCommitWriter(pool, max_delay=0.005, max_rows=500)
+    writer = _writer(pool, max_delay=0.005, max_rows=500)
     await writer.start()
     try:
         async def producer(k: int) -> None:
             for j in range(5):
                 msg = _msg(pid, k * 10 + j)
-                (out,) = await writer.persist([msg])
+                (out,) = await writer.submit([msg])
                 assert out == msg
                 # Acknowledged means committed: another connection sees the row now.
                 assert await pool.fetchval("SELECT count(*) FROM messages WHERE id = $1",
@@ -51,20 +59,20 @@ async def test_many_producers_share_few_transactions(pool):
 async def test_an_idle_writer_starts_at_once_and_a_busy_one_gathers(pool):
     pid = await _owner(pool)
     # A delay no test would sit through: an idle writer must not wait for it.
-    writer = GroupCommitWriter(pool, max_delay=30.0, max_rows=50, flushers=1)
+    writer = _writer(pool, max_delay=30.0, max_rows=50, flushers=1)
     await writer.start()
     try:
-        await asyncio.wait_for(writer.persist([_msg(pid, 0)]), 10)
+        await asyncio.wait_for(writer.submit([_msg(pid, 0)]), 10)
         assert writer.stats.batches == 1
         # One burst while idle: one transaction for all of it (the same turn of the loop).
-        burst = [asyncio.ensure_future(writer.persist([_msg(pid, i)])) for i in range(1, 11)]
+        burst = [asyncio.ensure_future(writer.submit([_msg(pid, i)])) for i in range(1, 11)]
         await asyncio.wait_for(asyncio.gather(*burst), 10)
         assert writer.stats.batches == 2 and writer.stats.largest_batch == 10
         # While a batch is being written the next ones gather (up to max_rows), and go as
         # soon as that write ends: not after max_delay.
-        first = asyncio.ensure_future(writer.persist([_msg(pid, 11)]))
+        first = asyncio.ensure_future(writer.submit([_msg(pid, 11)]))
         await asyncio.sleep(0)
-        rest = [asyncio.ensure_future(writer.persist([_msg(pid, i)])) for i in range(12, 72)]
+        rest = [asyncio.ensure_future(writer.submit([_msg(pid, i)])) for i in range(12, 72)]
         await asyncio.wait_for(asyncio.gather(first, *rest), 10)
         assert writer.stats.rows == 72 and writer.stats.largest_batch == 50
         assert writer.stats.batches <= 2 + 3
@@ -77,15 +85,17 @@ async def test_not_acknowledged_before_commit(pool):
     gate = asyncio.Event()
     inside = asyncio.Event()
 
-    async def after(conn, accepted):
+    async def store(conn, msgs):
+        await _store(conn, msgs)
         inside.set()
         await gate.wait()
+        return msgs
 
-    writer = GroupCommitWriter(pool, after_insert=after, max_delay=0.001)
+    writer = GroupCommit(pool, store, max_delay=0.001)
     await writer.start()
     try:
         msg = _msg(pid)
-        task = asyncio.create_task(writer.persist([msg]))
+        task = asyncio.create_task(writer.submit([msg]))
         await inside.wait()
         await asyncio.sleep(0.05)
         assert not task.done()
@@ -97,48 +107,15 @@ async def test_not_acknowledged_before_commit(pool):
         await writer.stop()
 
 
-async def test_charge_hook_commits_with_the_rows_and_rejects_per_message(pool):
-    pid = await _owner(pool)
-    await pool.execute("UPDATE partners SET balance = 1 WHERE id = $1", pid)
-    price = Decimal("0.3")
-
-    async def charge(conn, msgs):
-        out = []
-        for msg in msgs:
-            ok = await conn.fetchval(
-                "UPDATE partners SET balance = balance - $2 WHERE id = $1 AND balance >= $2"
-                " RETURNING true", msg.partner_id, price)
-            out.append(replace(msg, status=Status.BILLED, cost=price) if ok
-                       else Invalid("insufficient balance"))
-        return out
-
-    writer = GroupCommitWriter(pool, before_insert=charge, max_delay=0.005)
-    await writer.start()
-    try:
-        results = await asyncio.gather(*(writer.persist([_msg(pid, i, route=(5,))])
-                                         for i in range(5)))
-    finally:
-        await writer.stop()
-    flat = [r[0] for r in results]
-    stored = [r for r in flat if isinstance(r, NewMessage)]
-    rejected = [r for r in flat if isinstance(r, HeraldError)]
-    assert len(stored) == 3 and len(rejected) == 2
-    assert await pool.fetchval("SELECT balance FROM partners WHERE id = $1", pid) == Decimal("0.1")
-    rows = await pool.fetch("SELECT status, cost FROM messages")
-    assert len(rows) == 3 and {(r["status"], r["cost"]) for r in rows} == {("BILLED", price)}
-    # Accepted messages with a route are queued in the same transaction.
-    assert await pool.fetchval("SELECT count(*) FROM send_queue WHERE vendor_id = 5") == 3
-
-
 async def test_a_bad_request_fails_alone_and_leaves_no_rows(pool):
     pid = await _owner(pool)
-    writer = GroupCommitWriter(pool, max_delay=0.02)
+    writer = _writer(pool, max_delay=0.02)
     await writer.start()
     try:
         good = [[_msg(pid, i)] for i in range(4)]
         bad = [_msg(pid, 100), _msg(pid, 101, parts=0)]  # parts CHECK fails the whole batch
         results = await asyncio.gather(
-            *(writer.persist(g) for g in good), writer.persist(bad), return_exceptions=True
+            *(writer.submit(g) for g in good), writer.submit(bad), return_exceptions=True
         )
     finally:
         await writer.stop()
@@ -149,17 +126,18 @@ async def test_a_bad_request_fails_alone_and_leaves_no_rows(pool):
     assert ids == {g[0].id for g in good}   # none of the bad request, all of the good
 
 
-async def test_hook_failure_fails_the_future(pool):
+async def test_a_failing_commit_fails_the_future_and_leaves_no_rows(pool):
     pid = await _owner(pool)
 
     async def broken(conn, msgs):
+        await _store(conn, msgs)
         raise RuntimeError("billing is down")
 
-    writer = GroupCommitWriter(pool, before_insert=broken)
+    writer = GroupCommit(pool, broken)
     await writer.start()
     try:
         with pytest.raises(RuntimeError, match="billing is down"):
-            await writer.persist([_msg(pid)])
+            await writer.submit([_msg(pid)])
     finally:
         await writer.stop()
     assert await pool.fetchval("SELECT count(*) FROM messages") == 0
@@ -167,29 +145,30 @@ async def test_hook_failure_fails_the_future(pool):
 
 async def test_stop_flushes_waiting_work_then_refuses(pool):
     pid = await _owner(pool)
-    writer = GroupCommitWriter(pool, max_delay=0.05)
+    writer = _writer(pool, max_delay=0.05)
     await writer.start()
-    tasks = [asyncio.create_task(writer.persist([_msg(pid, i)])) for i in range(10)]
+    tasks = [asyncio.create_task(writer.submit([_msg(pid, i)])) for i in range(10)]
     await asyncio.sleep(0)
     await writer.stop()
     assert [len(await t) for t in tasks] == [1] * 10
     assert await pool.fetchval("SELECT count(*) FROM messages") == 10
     with pytest.raises(WriterClosed):
-        await writer.persist([_msg(pid)])
+        await writer.submit([_msg(pid)])
 
 
 async def test_backpressure_bounds_pending_rows(pool):
     pid = await _owner(pool)
     gate = asyncio.Event()
 
-    async def slow(conn, accepted):
+    async def slow(conn, msgs):
         await gate.wait()
+        return await _store(conn, msgs)
 
-    writer = GroupCommitWriter(pool, after_insert=slow, flushers=1, max_rows=10,
-                               max_pending_rows=20, max_delay=0.001)
+    writer = GroupCommit(pool, slow, flushers=1, max_rows=10, max_pending_rows=20,
+                         max_delay=0.001)
     await writer.start()
     try:
-        tasks = [asyncio.create_task(writer.persist([_msg(pid, i)])) for i in range(100)]
+        tasks = [asyncio.create_task(writer.submit([_msg(pid, i)])) for i in range(100)]
         await asyncio.sleep(0.1)
         # One batch is in flight; at most max_pending_rows wait behind it; the rest block.
         assert writer._pending_rows <= 20
@@ -207,10 +186,6 @@ _ROWS = """CREATE TABLE gc_rows (
     CONSTRAINT gc_rows_item UNIQUE (item) DEFERRABLE INITIALLY DEFERRED)"""
 
 
-class Again(Exception):
-    """What the engine under test is told to retry on."""
-
-
 async def _write(conn, items: list[int], attempt: str) -> list[str]:
     await conn.executemany("INSERT INTO gc_rows (item, attempt) VALUES ($1, $2)",
                            [(i, attempt) for i in items])
@@ -220,68 +195,6 @@ async def _write(conn, items: list[int], attempt: str) -> list[str]:
 async def _rows(pool) -> list[tuple[int, str]]:
     return [(r["item"], r["attempt"])
             for r in await pool.fetch("SELECT item, attempt FROM gc_rows ORDER BY item")]
-
-
-async def test_retry_on_writes_the_batch_again_with_retry_commit_in_a_new_transaction(pool):
-    await pool.execute(_ROWS)
-    first_tx: list[int] = []
-
-    async def commit(conn, items):
-        await _write(conn, items, "first")
-        first_tx.append(await conn.fetchval("SELECT txid_current()"))
-        raise Again("the snapshot moved")
-
-    async def careful(conn, items):
-        return await _write(conn, items, "careful")
-
-    engine = GroupCommit(pool, commit, retry_on=(Again,), retry_commit=careful, max_delay=0.01)
-    await engine.start()
-    try:
-        results = await asyncio.gather(engine.submit([1, 2]), engine.submit([3]))
-    finally:
-        await engine.stop()
-    assert results == [["careful:1", "careful:2"], ["careful:3"]]
-    # The first attempt's rows were rolled back; the retry's were written in another transaction.
-    assert await _rows(pool) == [(1, "careful"), (2, "careful"), (3, "careful")]
-    retry_tx = {r["txid"] for r in await pool.fetch("SELECT txid FROM gc_rows")}
-    assert len(retry_tx) == len(first_tx) and retry_tx.isdisjoint(first_tx)
-    assert engine.stats.retried_batches == len(first_tx) >= 1
-    assert engine.stats.failed_batches == 0
-    assert engine.stats.rows == 3
-
-
-async def test_a_retry_happens_once_and_only_on_the_errors_named(pool):
-    await pool.execute(_ROWS)
-    calls: list[str] = []
-
-    async def always_again(conn, items):
-        calls.append("commit")
-        raise Again("still moving")
-
-    engine = GroupCommit(pool, always_again, retry_on=(Again,))  # retries with commit itself
-    await engine.start()
-    try:
-        with pytest.raises(Again):
-            await engine.submit([1])
-    finally:
-        await engine.stop()
-    assert calls == ["commit", "commit"]
-    assert engine.stats.retried_batches == 1 and engine.stats.failed_batches == 1
-
-    async def broken(conn, items):
-        await _write(conn, items, "first")
-        raise RuntimeError("not a retry_on error")
-
-    other = GroupCommit(pool, broken, retry_on=(Again,), retry_commit=always_again)
-    await other.start()
-    try:
-        with pytest.raises(RuntimeError, match="not a retry_on error"):
-            await other.submit([2])
-    finally:
-        await other.stop()
-    assert calls == ["commit", "commit"]  # retry_commit was not called
-    assert other.stats.retried_batches == 0
-    assert await _rows(pool) == []
 
 
 async def test_after_commit_steps_run_once_committed_before_the_answer(pool):
@@ -364,27 +277,3 @@ async def test_a_failing_after_commit_step_is_logged_and_does_not_fail_the_batch
     assert engine.stats.failed_batches == 0
     assert any("after_commit_failed writer=test-writer" in r.getMessage() and r.exc_info
                for r in caplog.records)
-
-
-async def test_retry_drops_the_after_commit_steps_of_the_rolled_back_attempt(pool):
-    await pool.execute(_ROWS)
-    ran: list[str] = []
-
-    async def commit(conn, items, *, after_commit):
-        after_commit.append(lambda: ran.append("first"))
-        await _write(conn, items, "first")
-        raise Again("the snapshot moved")
-
-    async def careful(conn, items, *, after_commit):
-        after_commit.append(lambda: ran.append("careful"))
-        return await _write(conn, items, "careful")
-
-    engine = GroupCommit(pool, commit, retry_on=(Again,), retry_commit=careful,
-                         with_after_commit=True)
-    await engine.start()
-    try:
-        assert await engine.submit([1]) == ["careful:1"]
-    finally:
-        await engine.stop()
-    assert ran == ["careful"]
-    assert await _rows(pool) == [(1, "careful")]

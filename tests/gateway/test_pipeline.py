@@ -5,21 +5,9 @@ from __future__ import annotations
 import random
 from decimal import Decimal
 
-import pytest
-
-from billing.charging import Charger
 from gateway.accept import routing, stoplist
 from gateway.accept.msisdn import NumberRules
-from gateway.accept.pipeline import (
-    Accepted,
-    BillingHook,
-    Pipeline,
-    Reason,
-    Rejected,
-    Submission,
-    billing_hook,
-)
-from gateway.store.commit import GroupCommitWriter
+from gateway.accept.pipeline import Accepted, Reason, Rejected, Submission
 from gateway.store.messages import Status, get_message
 from tests.gateway.world import DE_MOBILE, RU_MOBILE, SENDER, balance, make_world
 
@@ -184,57 +172,3 @@ def test_number_rules_agree_with_phonenumbers():
     assert rules.normalise("+44 (7700) 900-123") == "447700900123"
     assert rules.normalise("0044 7700 900123") == "447700900123"
     assert rules.normalise("+4477009001２3") is None  # full-width digit
-
-
-@pytest.mark.parametrize("spent_at", ["in_the_transaction", "before_the_one_statement"])
-async def test_a_balance_spent_during_the_batch_is_charged_again_under_the_lock(pool, redis, settings,
-                                                                                spent_at):
-    """The writer prices without the partner's lock; funds spent meanwhile send it round again.
-
-    With an ``after_insert`` the batch is written in a transaction and the payment lands
-    inside it; without, the usual batch is one statement that commits alone and the
-    payment lands between its pricing and that statement. Either way none of the first
-    attempt's rows stay."""
-    world = await make_world(pool, balance="0.20")
-    spent = False
-
-    async def spend() -> None:
-        nonlocal spent
-        if not spent:  # between the unlocked pricing and the debit, another payment lands
-            spent = True
-            await pool.execute("UPDATE partners SET balance = balance - 0.10 WHERE id = $1",
-                               world.partner_id)
-
-    class SpendAfterPricing(BillingHook):
-        async def __call__(self, conn, msgs, *, careful=False):
-            got = await super().__call__(conn, msgs, careful=careful)
-            if not careful:
-                await spend()
-            return got
-
-    charger = Charger()
-    if spent_at == "in_the_transaction":
-        writer = GroupCommitWriter(pool, before_insert=billing_hook(charger),
-                                   after_insert=lambda conn, accepted: spend())
-    else:
-        writer = GroupCommitWriter(pool, before_insert=SpendAfterPricing(charger))
-    p = Pipeline(pool, redis, settings, writer=writer, charger=charger)
-    await writer.start()
-    await p.start()
-    try:
-        results = await p.submit([sub(world, text=f"m{i}") for i in range(4)])  # 0.05 each
-    finally:
-        await p.stop()
-        await writer.stop()
-    assert writer.stats.retried_batches == 1
-    assert [isinstance(r, Accepted) for r in results] == [True, True, False, False]
-    assert results[2].reason == Reason.INSUFFICIENT_BALANCE
-    assert await balance(pool, world.partner_id) == Decimal("0")
-    async with pool.acquire() as conn:
-        for table in ("messages", "charges"):
-            assert await conn.fetchval(f"SELECT count(*) FROM {table} WHERE partner_id = $1",
-                                       world.partner_id) == 2
-        assert await conn.fetchval("SELECT count(*) FROM send_queue") == 2
-        assert await conn.fetchval(
-            "SELECT count(*) FROM transactions WHERE partner_id = $1 AND amount < 0",
-            world.partner_id) == 1
