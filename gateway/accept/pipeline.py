@@ -127,7 +127,7 @@ class Submission:
     accept_mo: bool = False
     label: str = ""
     campaign_id: int | None = None
-    client_ref: str | None = None
+    client_ref: str | None = None      # the producer's own reference: Herald never reads it
     registered_delivery: int = 0       # SMPP 3.4 §5.2.17
     callback_url: str | None = None    # snapshot of the API key's URL
     valid_until: datetime | None = None
@@ -145,6 +145,17 @@ class Submission:
     # data_coding the client wrote the text in (a replace_sm's text comes in it too).
     scheduled_for: datetime | None = None
     smpp_data_coding: int | None = None
+    # What the SMPP client wrote: its service_type; a part it split
+    # itself (the concatenation reference, parts, part number, 16-bit reference); for
+    # binary octets passed through, whether they start with a UDH.
+    service_type: str | None = None
+    concat_ref: int | None = None
+    concat_total: int | None = None
+    concat_seq: int | None = None
+    concat_wide: bool | None = None
+    udhi: bool | None = None
+    # The SMS of a Viber→SMS cascade: the Viber message it stands in for.
+    fallback_for: uuid.UUID | None = None
 
 
 def for_destinations(template: Submission, destinations: Iterable[str]) -> list[Submission]:
@@ -531,7 +542,9 @@ def new_message(s: Submission, destination: str, message_id: uuid.UUID, mccmnc: 
         valid_until=s.valid_until, created_at=now, traffic_type=_traffic(s),
         fallback_channel=s.fallback_channel, fallback_ttl=fallback_ttl, image_url=s.image_url,
         button_url=s.button_url, button_caption=s.button_caption, scheduled_for=s.scheduled_for,
-        smpp_data_coding=s.smpp_data_coding, route=route,
+        smpp_data_coding=s.smpp_data_coding, service_type=s.service_type,
+        concat_ref=s.concat_ref, concat_total=s.concat_total, concat_seq=s.concat_seq,
+        concat_wide=s.concat_wide, udhi=s.udhi, fallback_for=s.fallback_for, route=route,
     )
 
 

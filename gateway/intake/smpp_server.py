@@ -130,11 +130,12 @@ class _Batcher:
 
 
 # The newest message replace_if_present_flag replaces: the account's, same sender,
-# destination and service_type (client_ref), still BILLED in the queue unclaimed.
+# destination and service_type, one Herald encodes whole, still BILLED in the queue unclaimed.
 _PENDING_MATCH = """
 SELECT m.id FROM messages m JOIN send_queue q ON q.message_id = m.id
 WHERE m.destination = $3 AND m.sender = $2 AND m.smpp_account_id = $1
-  AND m.client_ref IS NOT DISTINCT FROM $4 AND m.status = 'BILLED' AND q.claimed_by IS NULL
+  AND m.service_type IS NOT DISTINCT FROM $4 AND m.concat_total IS NULL AND m.encoding <> 'binary'
+  AND m.status = 'BILLED' AND q.claimed_by IS NULL
 ORDER BY m.created_at DESC, m.id DESC LIMIT 1"""
 
 
@@ -286,7 +287,7 @@ class HeraldSmppHandler(ServerHandler):
         destination = self.pipeline.normalise(sub.destination)
         if destination is None:
             return await self.batcher.submit(sub)  # refused by the pipeline: replaces nothing
-        key = (account.id, sub.sender, destination, sub.client_ref)
+        key = (account.id, sub.sender, destination, sub.service_type)
         async with self._replacing.hold(key):
             # Looked for before the submit: only what was pending when it came is replaced.
             pending = await self.pool.fetchval(_PENDING_MATCH, *key)

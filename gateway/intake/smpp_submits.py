@@ -95,24 +95,29 @@ def timing_of(pdu: SubmitSm | SubmitMulti | DataSm, now: datetime) -> Timing | i
     return Timing(scheduled, capped(times[1], scheduled, now))
 
 
-def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, str | None]:
-    """The payload without UDH, and ``client_ref`` when the client split the message itself."""
+def _split_info(pdu: SubmitSm | DataSm) -> tuple[bytes, dict[str, Any]]:
+    """The payload without UDH, and the ``concat_*`` fields of a :class:`Submission` when the
+    client split the message itself (none otherwise)."""
     data = bytes(pdu.tlvs.get(Tag.MESSAGE_PAYLOAD) or getattr(pdu, "short_message", b"") or b"")
     if pdu.esm_class & EsmClass.UDHI and data:
         user_data = parse_udh(data)  # UdhError (a ValueError) → ESME_RINVESMCLASS by the caller
         concat = user_data.concat
-        ref = None
         if concat is not None and concat.total > 1:
-            wide = "1" if concat.wide_reference else "0"
-            ref = f"concat:{concat.reference}:{concat.total}:{concat.sequence}:{wide}"
-        return user_data.payload, ref
+            return user_data.payload, _concat(concat.reference, concat.total, concat.sequence,
+                                              concat.wide_reference)
+        return user_data.payload, {}
     total = pdu.tlvs.get(Tag.SAR_TOTAL_SEGMENTS)
     if total and int(total) > 1:
         ref = int(pdu.tlvs.get(Tag.SAR_MSG_REF_NUM) or 0)
         seq = int(pdu.tlvs.get(Tag.SAR_SEGMENT_SEQNUM) or 1)
         # SAR references are 16 bits: sent on as a 16-bit UDH reference.
-        return data, f"concat:{ref}:{int(total)}:{seq}:1"
-    return data, None
+        return data, _concat(ref, int(total), seq, True)
+    return data, {}
+
+
+def _concat(reference: int, total: int, sequence: int, wide: bool) -> dict[str, Any]:
+    return {"concat_ref": reference, "concat_total": total, "concat_seq": sequence,
+            "concat_wide": wide}
 
 
 def passthrough_of(pdu: SubmitSm | DataSm) -> tuple[bytes, bool] | None:
@@ -131,10 +136,6 @@ def passthrough_of(pdu: SubmitSm | DataSm) -> tuple[bytes, bool] | None:
     return None
 
 
-SERVICE_TYPE_REF = "svc:"
-"""``client_ref`` prefix recording a non-empty ``service_type`` (for replace_if_present_flag)."""
-
-
 def field_refusal(pdu: SubmitSm | SubmitMulti | ReplaceSm) -> int | None:
     """The ``command_status`` refusing a field Herald does not serve, or None. Pure.
 
@@ -149,8 +150,9 @@ def field_refusal(pdu: SubmitSm | SubmitMulti | ReplaceSm) -> int | None:
 
 
 def replaceable(sub: Submission) -> bool:
-    """A message Herald encodes itself: its ``service_type`` is known (module doc)."""
-    return sub.client_ref is None or sub.client_ref.startswith(SERVICE_TYPE_REF)
+    """A message Herald encodes itself, whole: neither a part the client split nor binary
+    octets passed through (module doc)."""
+    return sub.concat_total is None and sub.encoding != "binary"
 
 
 def submission_of(
@@ -166,23 +168,22 @@ def submission_of(
     raw = passthrough_of(pdu)
     if raw is not None:
         data, udhi = raw
-        text, client_ref = data.hex(), f"raw:{int(udhi)}"
-        extra = {"parts": 1, "encoding": "binary", "data_coding": pdu.data_coding}
+        text = data.hex()
+        extra = {"parts": 1, "encoding": "binary", "data_coding": pdu.data_coding, "udhi": udhi}
     else:
-        payload, client_ref = _split_info(pdu)
+        payload, extra = _split_info(pdu)
         text = decode(payload, pdu.data_coding)
-    if client_ref is not None and raw is None:
-        alphabet = str(alphabet_of(pdu.data_coding))
-        encoding = alphabet if alphabet in ("gsm7", "latin1", "ucs2") else "ucs2"
-        extra = {"parts": 1, "encoding": encoding, "data_coding": pdu.data_coding}
-    if client_ref is None and pdu.service_type:
-        # Kept for replace_if_present_flag, which matches on it (§5.2.18).
-        client_ref = SERVICE_TYPE_REF + pdu.service_type
+        if extra:  # the client's own part: sent as it is, in the client's alphabet
+            alphabet = str(alphabet_of(pdu.data_coding))
+            encoding = alphabet if alphabet in ("gsm7", "latin1", "ucs2") else "ucs2"
+            extra.update(parts=1, encoding=encoding, data_coding=pdu.data_coding)
     return Submission(
         partner_id=account.partner_id, origin="smpp", sender=pdu.source_addr,
         destination=destination if destination is not None else pdu.destination_addr,
         text=text, user_id=account.user_id, smpp_account_id=account.id, smpp_session=session_id,
-        flash=flash, client_ref=client_ref, registered_delivery=pdu.registered_delivery,
+        flash=flash, registered_delivery=pdu.registered_delivery,
+        # Kept for replace_if_present_flag, which matches on it (§5.2.18).
+        service_type=pdu.service_type or None,
         valid_until=timing.valid_until if timing else None,
         scheduled_for=timing.scheduled_for if timing else None,
         smpp_data_coding=pdu.data_coding, **extra,
@@ -216,7 +217,7 @@ def replacement(message: Message, pdu: ReplaceSm, now: datetime) -> Replacement 
     """The new values ``replace_sm`` gives ``message``, or the ``command_status`` refusing
     it (SMPP 3.4 §4.10; the rules are in the module doc). Pure: whether the message may
     still be replaced is the caller's question."""
-    if message.client_ref and message.client_ref.startswith(("concat:", "raw:")):
+    if message.concat_total is not None or message.encoding == "binary":
         return S.ESME_RREPLACEFAIL
     times = read_times(pdu.schedule_delivery_time, pdu.validity_period, now)
     if isinstance(times, int):

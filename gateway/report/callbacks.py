@@ -91,18 +91,10 @@ def format_event_time(dt: datetime) -> str:
     return dt.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-# client_ref of the SMS a Viber→SMS cascade sent (gateway.report.cascade): its reports carry
-# the Viber message's id, the transaction id the client was given.
-CASCADE_REF_PREFIX = "cascade:"
-
-
 def transaction_id(message: Message) -> str:
     """The client's transaction id for ``message``: its own id, or for the SMS of a
     Viber→SMS cascade, the id of the Viber message it stands in for."""
-    ref = message.client_ref
-    if ref is not None and ref.startswith(CASCADE_REF_PREFIX):
-        return ref[len(CASCADE_REF_PREFIX):]
-    return str(message.id)
+    return str(message.fallback_for or message.id)
 
 
 def dlr_payload(message: Message, at: datetime | None = None) -> dict:

@@ -22,7 +22,7 @@ sent late is given to the provider with the time remaining, not the whole TTL
 
 The SMS is a new message submitted through the pipeline (:func:`sms_submission`):
 same partner, user, API key, sender, text, label, callback URL; priced, charged
-and routed as SMS. Its ``client_ref`` is ``cascade:<viber message id>``, so its
+and routed as SMS. Its ``fallback_for`` is the Viber message's id, so its
 HTTP callbacks carry the Viber message's ``transactionID`` with channel ``SMS``
 (:func:`gateway.report.callbacks.transaction_id`).
 
@@ -32,7 +32,7 @@ many processes try — and only then submits the SMS; the row then records the
 SMS id (``sent``) or why the pipeline refused it (``refused``: no balance, no
 route…; not retried). A claim still open after its lease (the process died
 between claim and record) is taken over by one process (``FOR UPDATE SKIP
-LOCKED``), which first looks for the SMS by its ``client_ref`` and submits only
+LOCKED``), which first looks for the SMS by its ``fallback_for`` and submits only
 if there is none. The lease (``lease`` seconds) must outlast one pipeline submit.
 
 :class:`CascadeJob` is a service running :meth:`CascadeJob.run_once` every
@@ -59,7 +59,6 @@ import asyncpg
 from gateway.accept.pipeline import Accepted, Pipeline, Submission
 from gateway.base import tasks
 from gateway.base.app import task_health
-from gateway.report.callbacks import CASCADE_REF_PREFIX
 from gateway.report.fallback import NOT_SENT, fallback_due, fallback_reason, forget_due
 from gateway.report.status import status_changed
 from gateway.store.messages import (
@@ -131,7 +130,7 @@ FROM taken JOIN messages m ON m.id = taken.viber_message_id
 # The SMS of an earlier claim, if its process got as far as storing it.
 _FIND_SMS = """
 SELECT id FROM messages
-WHERE partner_id = $1 AND created_at >= $2 AND client_ref = $3 AND channel = 'sms'
+WHERE partner_id = $1 AND created_at >= $2 AND fallback_for = $3 AND channel = 'sms'
 LIMIT 1
 """
 
@@ -146,10 +145,6 @@ WHERE viber_message_id = $1 AND state = 'claimed'
 """
 
 
-def cascade_ref(viber_message_id: uuid.UUID | str) -> str:
-    return f"{CASCADE_REF_PREFIX}{viber_message_id}"
-
-
 def sms_submission(message: Message) -> Submission:
     """The SMS standing in for the Viber ``message``: same account, sender, text and callbacks."""
     return Submission(
@@ -157,7 +152,7 @@ def sms_submission(message: Message) -> Submission:
         destination=message.destination, text=message.text, channel="sms",
         user_id=message.user_id, api_key_id=message.api_key_id, accept_mo=message.accept_mo,
         label=message.label, campaign_id=message.campaign_id,
-        client_ref=cascade_ref(message.id), registered_delivery=message.registered_delivery,
+        fallback_for=message.id, registered_delivery=message.registered_delivery,
         callback_url=message.callback_url, valid_until=message.valid_until,
     )
 
@@ -277,7 +272,7 @@ class CascadeJob:
                 # The SMS is created after the claim: look from a little before it (clock skew).
                 existing = await conn.fetchval(
                     _FIND_SMS, message.partner_id, row["claimed_at"] - timedelta(minutes=5),
-                    cascade_ref(message.id))
+                    message.id)
                 if existing is not None:
                     await conn.execute(_SENT, message.id, existing)
                     recovered += 1

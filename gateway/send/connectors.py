@@ -31,8 +31,8 @@ Long messages: text the pipeline counted as N parts is split here
 ``submit_sm``; the message is SENT when any part was accepted (re-sending the
 accepted parts would duplicate them), and its match keys cover every part's id,
 so whichever part's receipt comes first settles the message. A part that an
-SMPP client split itself (``client_ref`` ``concat:<ref>:<total>:<seq>:<wide>``,
-see :mod:`gateway.intake.smpp_server`) goes out with the same concatenation header.
+SMPP client split itself (its ``concat_*`` fields, see :mod:`gateway.intake.smpp_submits`)
+goes out with the same concatenation header.
 
 Exclusive binds: a vendor marked ``exclusive_bind`` (a carrier that allows one
 session per account) is bound by one Herald process at a time. The process that
@@ -166,17 +166,6 @@ def _addr(value: str) -> tuple[int, int]:
     return 5, 0  # alphanumeric sender ID
 
 
-def concat_of(client_ref: str | None) -> tuple[int, int, int, bool] | None:
-    """(reference, total, sequence, wide) of an SMPP client's own part, from ``client_ref``."""
-    if not client_ref or not client_ref.startswith("concat:"):
-        return None
-    try:
-        _, ref, total, seq, wide = client_ref.split(":")
-        return int(ref), int(total), int(seq), wide == "1"
-    except ValueError:
-        return None
-
-
 def build_submits(message: Message, reference: int) -> list[SubmitSm]:
     """The ``submit_sm`` PDUs that carry ``message`` (pure; raises UnencodableError)."""
     src_ton, src_npi = _addr(message.sender)
@@ -192,7 +181,7 @@ def build_submits(message: Message, reference: int) -> list[SubmitSm]:
     if message.encoding == "binary":
         # Passed through as the SMPP client wrote it (gateway.intake.smpp_server): hex octets.
         data = bytes.fromhex(message.text)
-        pdu = SubmitSm(**base, esm_class=0x40 if message.client_ref == "raw:1" else 0,
+        pdu = SubmitSm(**base, esm_class=0x40 if message.udhi else 0,
                        data_coding=message.data_coding)
         if len(data) > 254:
             pdu.tlvs[Tag.MESSAGE_PAYLOAD] = data  # SMPP 3.4 §5.3.2.32
@@ -203,10 +192,10 @@ def build_submits(message: Message, reference: int) -> list[SubmitSm]:
         encoded = encode_text(message.text, message.encoding, flash=message.flash)
     except (UnencodableError, ValueError):
         encoded = encode_text(message.text, "ucs2", flash=message.flash)
-    concat = concat_of(message.client_ref)
-    if concat is not None:
-        ref, total, seq, wide = concat
-        udh = concat_udh(ref, total, seq, wide_reference=wide)
+    if message.concat_total is not None:
+        # A part the SMPP client split itself: sent with the same concatenation header.
+        udh = concat_udh(message.concat_ref, message.concat_total, message.concat_seq,
+                         wide_reference=bool(message.concat_wide))
         return [SubmitSm(**base, esm_class=0x40, data_coding=encoded.data_coding,
                          short_message=udh + encoded.payload)]
     if encoded.units <= part_limits(encoded.encoding, ConcatMethod.UDH8)[0]:

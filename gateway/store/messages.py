@@ -234,7 +234,7 @@ class NewMessage:
     charge_ref: str | None = None
     label: str = ""
     campaign_id: int | None = None
-    client_ref: str | None = None
+    client_ref: str | None = None          # the producer's own reference: Herald never reads it
     status: Status = Status.PREPARED
     vendor_id: int | None = None
     error_code: str | None = None
@@ -254,6 +254,17 @@ class NewMessage:
     # SMPP schedule_delivery_time and replace_sm (migration 0370)
     scheduled_for: datetime | None = None  # queued with not_before = this (None: now)
     smpp_data_coding: int | None = None    # the client's submit_sm data_coding
+    # What the SMPP client wrote (migration 0440): its service_type; a part it split
+    # itself (the concatenation reference, parts, part number, 16-bit reference); for
+    # binary octets passed through, whether they start with a UDH.
+    service_type: str | None = None
+    concat_ref: int | None = None
+    concat_total: int | None = None
+    concat_seq: int | None = None
+    concat_wide: bool | None = None
+    udhi: bool | None = None
+    # The SMS of a Viber→SMS cascade: the Viber message it stands in for.
+    fallback_for: uuid.UUID | None = None
     route: tuple[int, ...] = ()
 
 
@@ -322,7 +333,7 @@ def unnest_args(msgs: Sequence[NewMessage]) -> list[list]:
 # "Binary Format"); each value is encoded exactly as asyncpg encodes it (its pgproto codecs),
 # and a value of a type it is not sure of makes the batch go through asyncpg instead.
 
-# The messages table's column types (migrations 0300, 0305, 0370); a test checks them
+# The messages table's column types (migrations 0300, 0305, 0370, 0440); a test checks them
 # against the database. The one-statement insert (unnest_insert) casts its arrays to them,
 # so a NewMessage field missing here fails at import.
 COPY_COLUMN_TYPES: dict[str, str] = {
@@ -338,6 +349,8 @@ COPY_COLUMN_TYPES: dict[str, str] = {
     "traffic_type": "text", "fallback_channel": "text", "fallback_ttl": "integer",
     "image_url": "text", "button_url": "text", "button_caption": "text",
     "scheduled_for": "timestamp with time zone", "smpp_data_coding": "smallint",
+    "service_type": "text", "concat_ref": "integer", "concat_total": "smallint",
+    "concat_seq": "smallint", "concat_wide": "boolean", "udhi": "boolean", "fallback_for": "uuid",
 }
 # Encoded for every row: what differs from one message to the next, and the booleans (a
 # shared encoding is reused for equal values, and 1 == True: asyncpg refuses 1 there).
@@ -543,6 +556,13 @@ class Message:
     button_caption: str | None = None
     scheduled_for: datetime | None = None
     smpp_data_coding: int | None = None
+    service_type: str | None = None
+    concat_ref: int | None = None
+    concat_total: int | None = None
+    concat_seq: int | None = None
+    concat_wide: bool | None = None
+    udhi: bool | None = None
+    fallback_for: uuid.UUID | None = None
 
     @staticmethod
     def from_row(record: asyncpg.Record) -> Message:

@@ -52,7 +52,7 @@ def test_fallback_reason_and_the_sms_it_sends():
     assert (sms.channel, sms.sender, sms.destination, sms.text, sms.partner_id, sms.user_id,
             sms.api_key_id, sms.label, sms.callback_url, sms.registered_delivery) == (
         "sms", SENDER, RU_MOBILE, "hi", 1, 3, 7, "promo", "http://cb", 1)
-    assert sms.client_ref == f"cascade:{viber.id}" and sms.fallback_channel is None
+    assert sms.fallback_for == viber.id and sms.fallback_channel is None and sms.client_ref is None
 
 
 def test_fallback_due_counts_from_acceptance_or_a_later_schedule():
@@ -96,8 +96,8 @@ async def _with_sms_carrier(stack, pool, redis):
 
 
 async def _sms_of(pool, viber_id):
-    return await pool.fetch("SELECT id, status, cost, client_ref FROM messages "
-                            "WHERE channel = 'sms' AND client_ref = $1", f"cascade:{viber_id}")
+    return await pool.fetch("SELECT id, status, cost, fallback_for FROM messages "
+                            "WHERE channel = 'sms' AND fallback_for = $1", viber_id)
 
 
 async def test_ttl_runs_out_one_sms_charged_as_sms_reported_under_the_viber_id(

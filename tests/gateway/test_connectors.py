@@ -12,7 +12,7 @@ from accounts.tenancy import owner_scope
 from billing.vendors import NewVendor, create_vendor
 from gateway.accept import routing, stoplist
 from gateway.report.mo import add_template
-from gateway.send.connectors import build_submits, classify, concat_of
+from gateway.send.connectors import build_submits, classify
 from gateway.send.delivery import Accepted, Failover, Retry
 from gateway.store.messages import Message, Status
 from smpp.pdu import CommandStatus, SubmitSm, SubmitSmResp
@@ -60,11 +60,15 @@ def test_build_submits_splits_long_text_and_keeps_client_parts():
     long = build_submits(_message(text="x" * 200), reference=9)
     assert len(long) == 2 and all(p.esm_class == 0x40 for p in long)
     assert parse_udh(long[1].short_message).concat.sequence == 2
-    part = build_submits(_message(text="half", client_ref="concat:7:3:2:0"), reference=1)
+    part = build_submits(_message(text="half", concat_ref=7, concat_total=3, concat_seq=2,
+                                  concat_wide=False), reference=1)
     (pdu,) = part
     concat = parse_udh(pdu.short_message).concat
-    assert (concat.reference, concat.total, concat.sequence) == (7, 3, 2)
-    assert concat_of("concat:1:2:3:1") == (1, 2, 3, True) and concat_of("mine") is None
+    assert (concat.reference, concat.total, concat.sequence, concat.wide_reference) == (7, 3, 2, False)
+    (wide,) = build_submits(_message(text="half", concat_ref=300, concat_total=2, concat_seq=1,
+                                     concat_wide=True), reference=1)
+    concat = parse_udh(wide.short_message).concat
+    assert (concat.reference, concat.wide_reference) == (300, True)
     assert build_submits(_message(text="Привет", encoding="ucs2"), reference=1)[0].data_coding == 8
 
 

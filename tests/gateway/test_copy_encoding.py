@@ -57,7 +57,11 @@ def _messages(partner_id: int, count: int, seed: int) -> list[NewMessage]:
             fallback_channel=pick([None, "sms"]), fallback_ttl=pick([None, 60, 2**31 - 1]),
             image_url=pick([None, "http://x/i.png"]), button_url=pick([None, "http://x/b"]),
             button_caption=pick([None, "Go"]), scheduled_for=pick(_TIMES),
-            smpp_data_coding=pick([None, 0, 255]),
+            smpp_data_coding=pick([None, 0, 255]), service_type=pick([None, "CMT", ""]),
+            **pick([{}, {"concat_ref": 65535, "concat_total": 3, "concat_seq": i % 3 + 1,
+                         "concat_wide": True},
+                    {"concat_ref": 7, "concat_total": 2, "concat_seq": 1, "concat_wide": False}]),
+            udhi=pick([None, True, False]), fallback_for=pick([None, m.new_message_id()]),
         ))
     return out
 

@@ -109,3 +109,51 @@ async def test_partner_path_is_filled_from_parent(conn):
         "INSERT INTO partners (parent_id, kind, name, portal_id) VALUES ($1, 'client', 'C', $2) RETURNING id",
         reseller, portal_id)
     assert await conn.fetchval("SELECT path FROM partners WHERE id = $1", client) == [owner_id, reseller, client]
+
+
+async def test_client_ref_formats_move_to_their_typed_columns(pg_url, tmp_path):
+    """Migration 0440 on a database that has every other migration (messages partitioned
+    already): each of the four formats becomes its columns, anything else stays as it is."""
+    import shutil
+    import uuid
+
+    from gateway.base.migrate import MIGRATIONS_DIR
+    from gateway.store.messages import new_message_id
+
+    for path in MIGRATIONS_DIR.glob("*.sql"):
+        if not path.name.startswith("0440_"):
+            shutil.copy(path, tmp_path / path.name)
+    url = await _empty_db(pg_url, "herald_mig_refs")
+    conn = await asyncpg.connect(url)
+    try:
+        await migrate(conn, tmp_path)
+        await seed_system_owner(conn, admin_email="refs@x.test", admin_password="pw-refs-1")
+        owner = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
+        viber = uuid.UUID("0193f1c2-0000-7000-8000-000000000001")
+        refs = ["svc:CMT", "concat:300:3:2:1", "concat:7:2:1:0", "raw:1", "raw:0",
+                f"cascade:{viber}", "r17", None]
+        ids = []
+        for ref in refs:
+            ids.append(await conn.fetchval(
+                """INSERT INTO messages (id, partner_id, origin, sender, destination, client_ref)
+                   VALUES ($1, $2, 'smpp', 'S', '79161234567', $3) RETURNING id""",
+                new_message_id(), owner, ref))
+        assert await migrate(conn) == ["0440_message_typed_refs.sql"]
+        rows = {r["id"]: tuple(r)[1:] for r in await conn.fetch(
+            """SELECT id, client_ref, service_type, concat_ref, concat_total, concat_seq,
+                      concat_wide, udhi, fallback_for FROM messages""")}
+        assert [rows[i] for i in ids] == [
+            (None, "CMT", None, None, None, None, None, None),
+            (None, None, 300, 3, 2, True, None, None),
+            (None, None, 7, 2, 1, False, None, None),
+            (None, None, None, None, None, None, True, None),
+            (None, None, None, None, None, None, False, None),
+            (None, None, None, None, None, None, None, viber),
+            ("r17", None, None, None, None, None, None, None),   # a producer's own: untouched
+            (None, None, None, None, None, None, None, None),
+        ]
+        with pytest.raises(asyncpg.CheckViolationError):
+            await conn.execute("UPDATE messages SET concat_ref = 1 WHERE id = $1", ids[-1])
+    finally:
+        await conn.close()
+        await drop_database(pg_url, url)

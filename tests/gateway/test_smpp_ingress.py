@@ -102,9 +102,10 @@ async def test_client_split_parts_keep_their_header_and_are_charged_per_pdu(stac
     results = [await client.submit(SubmitSm(source_addr=SENDER, destination_addr=RU_MOBILE,
                                             esm_class=0x40, short_message=p)) for p in parts]
     assert all(r.status == S.ESME_ROK for r in results)
-    rows = await pool.fetch("SELECT parts, text, client_ref FROM messages ORDER BY created_at")
-    assert [(r["parts"], r["text"], r["client_ref"]) for r in rows] == [
-        (1, "first half ", "concat:7:2:1:0"), (1, "second half", "concat:7:2:2:0")]
+    rows = await pool.fetch("SELECT parts, text, concat_ref, concat_total, concat_seq, concat_wide"
+                            " FROM messages ORDER BY created_at")
+    assert [tuple(r) for r in rows] == [(1, "first half ", 7, 2, 1, False),
+                                        (1, "second half", 7, 2, 2, False)]
     assert await balance(pool, stack.world.partner_id) == Decimal("99.90")
     await eventually(lambda: len(stack.sim.received) == 2)
     assert sorted(r.text for r in stack.sim.received) == ["first half ", "second half"]

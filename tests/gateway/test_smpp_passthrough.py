@@ -42,10 +42,10 @@ def test_build_submits_sends_the_octets_back_out():
     from tests.gateway.test_connectors import _message
 
     message: Message = _message(text=(PORTS + WBXML).hex(), encoding="binary", data_coding=4,
-                                client_ref="raw:1")
+                                udhi=True)
     (pdu,) = build_submits(message, reference=1)
     assert (pdu.short_message, pdu.esm_class, pdu.data_coding) == (PORTS + WBXML, 0x40, 4)
-    big = _message(text=bytes(300).hex(), encoding="binary", data_coding=4, client_ref="raw:0")
+    big = _message(text=bytes(300).hex(), encoding="binary", data_coding=4, udhi=False)
     (pdu,) = build_submits(big, reference=1)
     assert pdu.short_message == b"" and pdu.esm_class == 0 and len(pdu.tlvs[0x0424]) == 300
 

@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from gateway.intake.smpp_accounts import SmppAccount, create_account
-from gateway.intake.smpp_submits import SERVICE_TYPE_REF, field_refusal, replaceable, submission_of
+from gateway.intake.smpp_submits import field_refusal, replaceable, submission_of
 from gateway.store.messages import Status
 from smpp.pdu import (
     CommandStatus,
@@ -69,14 +69,17 @@ ACCOUNT = SmppAccount(id=1, partner_id=2, user_id=3, system_id="acme", password_
 
 def test_service_type_is_kept_for_messages_herald_encodes():
     plain = submission_of(ACCOUNT, "s", submit(service_type="CMT"))
-    assert plain.client_ref == SERVICE_TYPE_REF + "CMT" and replaceable(plain)
-    assert submission_of(ACCOUNT, "s", submit()).client_ref is None
+    assert plain.service_type == "CMT" and replaceable(plain)
+    assert submission_of(ACCOUNT, "s", submit()).service_type is None
     part = SubmitSm(source_addr=SENDER, destination_addr=RU_MOBILE, esm_class=0x40,
                     service_type="CMT", short_message=concat_udh(5, 2, 1) + b"half")
     split = submission_of(ACCOUNT, "s", part)
-    assert split.client_ref == "concat:5:2:1:0" and not replaceable(split)
+    assert (split.concat_ref, split.concat_total, split.concat_seq, split.concat_wide) == (
+        5, 2, 1, False)
+    assert split.service_type == "CMT" and not replaceable(split)
     binary = submission_of(ACCOUNT, "s", submit(data_coding=4, service_type="CMT"))
-    assert binary.client_ref == "raw:0" and not replaceable(binary)
+    assert (binary.encoding, binary.udhi) == ("binary", False) and not replaceable(binary)
+    assert all(s.client_ref is None for s in (plain, split, binary))
 
 
 # --- over SMPP, with nothing leaving the send queue ---------------------------------------

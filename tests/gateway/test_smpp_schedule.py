@@ -118,7 +118,9 @@ def test_replacement_values():
 @pytest.mark.parametrize(("message", "pdu", "status"), [
     (_message(), ReplaceSm(short_message=b"x" * 161), S.ESME_RREPLACEFAIL),      # 2 parts, paid 1
     (_message(parts=2, text="x" * 200), ReplaceSm(short_message=b"short"), S.ESME_RREPLACEFAIL),
-    (_message(client_ref="concat:7:2:1:0"), ReplaceSm(short_message=b"x"), S.ESME_RREPLACEFAIL),
+    (_message(concat_ref=7, concat_total=2, concat_seq=1, concat_wide=False), ReplaceSm(short_message=b"x"),
+     S.ESME_RREPLACEFAIL),
+    (_message(encoding="binary", text="00ff", udhi=False), ReplaceSm(short_message=b"x"), S.ESME_RREPLACEFAIL),
     (_message(), ReplaceSm(short_message=b""), S.ESME_RINVMSGLEN),
     (_message(), ReplaceSm(short_message=b"x", schedule_delivery_time="24130112000000+R"),
      S.ESME_RINVSCHED),
