@@ -59,16 +59,16 @@ import enum
 import functools
 import operator
 import os
-import struct
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 
+from gateway.store import pgcopy
 from smpp.receipts import message_id_keys, normalise_message_id
 
 try:  # asyncpg's own uuid.UUID subclass: built and printed in C (what it returns for uuid columns)
@@ -272,6 +272,33 @@ class NewMessage:
 INSERT_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(NewMessage) if f.name != "route")
 
 
+# The messages table's column types (migrations 0300, 0305, 0370, 0440); a test checks them
+# against the database. The one-statement insert (unnest_insert) casts its arrays to them,
+# so a NewMessage field missing here fails at import.
+COPY_COLUMN_TYPES: dict[str, str] = {
+    "partner_id": "bigint", "origin": "text", "sender": "text", "destination": "text",
+    "text": "text", "channel": "text", "id": "uuid", "user_id": "bigint", "api_key_id": "bigint",
+    "smpp_account_id": "bigint", "smpp_session": "text", "mccmnc": "text", "parts": "smallint",
+    "encoding": "text", "data_coding": "smallint", "flash": "boolean", "accept_mo": "boolean",
+    "cost": "numeric", "currency": "character", "charge_ref": "text", "label": "text",
+    "campaign_id": "bigint", "client_ref": "text", "status": "text", "vendor_id": "bigint",
+    "error_code": "text", "error_text": "text", "registered_delivery": "smallint",
+    "callback_url": "text", "valid_until": "timestamp with time zone",
+    "created_at": "timestamp with time zone", "billed_at": "timestamp with time zone",
+    "traffic_type": "text", "fallback_channel": "text", "fallback_ttl": "integer",
+    "image_url": "text", "button_url": "text", "button_caption": "text",
+    "scheduled_for": "timestamp with time zone", "smpp_data_coding": "smallint",
+    "service_type": "text", "concat_ref": "integer", "concat_total": "smallint",
+    "concat_seq": "smallint", "concat_wide": "boolean", "udhi": "boolean", "fallback_for": "uuid",
+}
+# The columns that differ from one message of a batch to the next; the others are encoded
+# once while they repeat (gateway.store.pgcopy).
+COPY_TABLE = pgcopy.CopyTable(
+    [(c, COPY_COLUMN_TYPES[c]) for c in INSERT_COLUMNS],
+    repeated=[c for c in INSERT_COLUMNS if c not in ("id", "destination", "charge_ref", "mccmnc")],
+)
+
+
 _COLUMN_VALUES = operator.attrgetter(*INSERT_COLUMNS)
 _BILLED_AT = INSERT_COLUMNS.index("billed_at")
 
@@ -286,18 +313,8 @@ def _record(msg: NewMessage) -> tuple:
 
 
 async def insert_messages(conn: asyncpg.Connection, msgs: Sequence[NewMessage]) -> None:
-    """Write ``msgs`` with one COPY (call inside the caller's transaction)."""
-    if not msgs:
-        return
-    data = copy_messages_binary(msgs)
-    if data is None:  # a value the fast encoder does not take: asyncpg's own (and its errors)
-        await conn.copy_records_to_table(
-            "messages", records=[_record(m) for m in msgs], columns=INSERT_COLUMNS
-        )
-    else:
-        # a buffer is sent as it is (a file would be read in the executor's threads)
-        await conn.copy_to_table("messages", source=memoryview(data), columns=_COPY_COLUMNS,
-                                 format="binary")
+    """Write ``msgs`` with one binary COPY (call inside the caller's transaction)."""
+    await pgcopy.copy(conn, "messages", COPY_TABLE, [_record(m) for m in msgs])
 
 
 # -- new messages as arrays: one statement, for small batches ---------------------------
@@ -322,187 +339,6 @@ def unnest_insert(first_param: int) -> str:
 def unnest_args(msgs: Sequence[NewMessage]) -> list[list]:
     """The column arrays of :func:`unnest_insert`, one list per column of :data:`INSERT_COLUMNS`."""
     return [list(column) for column in zip(*map(_record, msgs), strict=True)]
-
-
-# -- binary COPY of new messages -------------------------------------------------------------
-#
-# asyncpg encodes each of a row's 40 values on its own (a Decimal, two timestamps...): about
-# 5 µs a message. The messages of a batch mostly differ in a few columns only (id,
-# destination, charge_ref, mccmnc); the others repeat the previous row's values, so their
-# encoding is kept and reused. The wire format is PostgreSQL's binary COPY (manual, COPY,
-# "Binary Format"); each value is encoded exactly as asyncpg encodes it (its pgproto codecs),
-# and a value of a type it is not sure of makes the batch go through asyncpg instead.
-
-# The messages table's column types (migrations 0300, 0305, 0370, 0440); a test checks them
-# against the database. The one-statement insert (unnest_insert) casts its arrays to them,
-# so a NewMessage field missing here fails at import.
-COPY_COLUMN_TYPES: dict[str, str] = {
-    "partner_id": "bigint", "origin": "text", "sender": "text", "destination": "text",
-    "text": "text", "channel": "text", "id": "uuid", "user_id": "bigint", "api_key_id": "bigint",
-    "smpp_account_id": "bigint", "smpp_session": "text", "mccmnc": "text", "parts": "smallint",
-    "encoding": "text", "data_coding": "smallint", "flash": "boolean", "accept_mo": "boolean",
-    "cost": "numeric", "currency": "character", "charge_ref": "text", "label": "text",
-    "campaign_id": "bigint", "client_ref": "text", "status": "text", "vendor_id": "bigint",
-    "error_code": "text", "error_text": "text", "registered_delivery": "smallint",
-    "callback_url": "text", "valid_until": "timestamp with time zone",
-    "created_at": "timestamp with time zone", "billed_at": "timestamp with time zone",
-    "traffic_type": "text", "fallback_channel": "text", "fallback_ttl": "integer",
-    "image_url": "text", "button_url": "text", "button_caption": "text",
-    "scheduled_for": "timestamp with time zone", "smpp_data_coding": "smallint",
-    "service_type": "text", "concat_ref": "integer", "concat_total": "smallint",
-    "concat_seq": "smallint", "concat_wide": "boolean", "udhi": "boolean", "fallback_for": "uuid",
-}
-# Encoded for every row: what differs from one message to the next, and the booleans (a
-# shared encoding is reused for equal values, and 1 == True: asyncpg refuses 1 there).
-_PER_ROW = ("id", "destination", "charge_ref", "mccmnc", "flash", "accept_mo")
-_SHARED = tuple(c for c in INSERT_COLUMNS if c not in _PER_ROW)  # reused while they repeat
-_COPY_COLUMNS = _PER_ROW + _SHARED
-_ROW_VALUES = operator.attrgetter(*_PER_ROW)
-_SHARED_VALUES = operator.attrgetter(*_SHARED)
-_SHARED_BILLED_AT = _SHARED.index("billed_at")
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no header extension
-_COPY_TRAILER = b"\xff\xff"
-_NULL_VALUE = b"\xff\xff\xff\xff"
-_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
-
-
-class _Unsupported(Exception):
-    """A value the fast encoder leaves to asyncpg."""
-
-
-def _text(value: object) -> bytes:
-    if not isinstance(value, str):
-        raise _Unsupported
-    data = value.encode()
-    return len(data).to_bytes(4, "big") + data
-
-
-def _integer(size: int) -> Callable[[object], bytes]:
-    low, high = -(1 << (8 * size - 1)), (1 << (8 * size - 1)) - 1
-    length = size.to_bytes(4, "big")
-
-    def encode(value: object) -> bytes:
-        # asyncpg takes any int (an IntEnum such as DataCoding, a bool) by its int value
-        if not isinstance(value, int):
-            raise _Unsupported
-        number = int(value)
-        if not low <= number <= high:
-            raise _Unsupported
-        return length + number.to_bytes(size, "big", signed=True)
-
-    return encode
-
-
-def _boolean(value: object) -> bytes:
-    if type(value) is not bool:
-        raise _Unsupported
-    return b"\x00\x00\x00\x01\x01" if value else b"\x00\x00\x00\x01\x00"
-
-
-def _uuid(value: object) -> bytes:
-    if not isinstance(value, uuid.UUID):
-        raise _Unsupported
-    return b"\x00\x00\x00\x10" + value.bytes
-
-
-def _timestamptz(value: object) -> bytes:
-    if type(value) is not datetime or value.utcoffset() is None:
-        raise _Unsupported  # naive: asyncpg reads it as local time
-    micros = (value - _PG_EPOCH) // _MICROSECOND
-    return b"\x00\x00\x00\x08" + micros.to_bytes(8, "big", signed=True)
-
-
-def _numeric(value: object) -> bytes:
-    """A finite Decimal as asyncpg's numeric_encode_binary writes it (base-10000 digits)."""
-    if type(value) is not Decimal or not value.is_finite():
-        raise _Unsupported
-    sign, digits, exponent = value.as_tuple()
-    assert isinstance(exponent, int)
-    if exponent < 0 and -exponent > 0x3FFF:
-        raise _Unsupported
-    dweight = len(digits) + exponent - 1
-    weight = (dweight + 4) // 4 - 1 if dweight >= 0 else -((-dweight - 1) // 4 + 1)
-    padding = (weight + 1) * 4 - (dweight + 1)
-    count = (len(digits) + padding + 3) // 4
-    if not -0x8000 <= weight <= 0x7FFF or count > 0xFFFF:
-        raise _Unsupported
-    padded = (0,) * 4 + tuple(digits) + (0,) * 4
-    j = 4 - padding
-    groups = []
-    for _ in range(count):
-        groups.append(padded[j] * 1000 + padded[j + 1] * 100 + padded[j + 2] * 10 + padded[j + 3])
-        j += 4
-    head = struct.pack(">ihhHh", 8 + 2 * count, count, weight, 0x4000 if sign else 0,
-                       -exponent if exponent < 0 else 0)
-    return head + struct.pack(f">{count}H", *groups)
-
-
-_ENCODERS: dict[str, Callable[[object], bytes]] = {
-    "text": _text, "character": _text, "uuid": _uuid, "bigint": _integer(8),
-    "integer": _integer(4), "smallint": _integer(2), "boolean": _boolean, "numeric": _numeric,
-    "timestamp with time zone": _timestamptz,
-}
-
-
-def _unknown(value: object) -> bytes:
-    raise _Unsupported  # a column added to NewMessage but not to COPY_COLUMN_TYPES: asyncpg's
-
-
-_SHARED_ENCODERS = tuple(_ENCODERS.get(COPY_COLUMN_TYPES.get(c, ""), _unknown) for c in _SHARED)
-_ROW_START = len(_COPY_COLUMNS).to_bytes(2, "big")
-
-
-def _encode_shared(values: tuple) -> bytes:
-    return b"".join(_NULL_VALUE if v is None else encode(v)
-                    for encode, v in zip(_SHARED_ENCODERS, values, strict=True))
-
-
-def copy_messages_binary(msgs: Sequence[NewMessage]) -> bytes | None:
-    """Binary COPY data of ``msgs`` as :func:`insert_messages` stores them, for the columns
-    ``_COPY_COLUMNS``; None when a value is one the encoder leaves to asyncpg."""
-    parts = [_COPY_HEADER]
-    append = parts.append
-    last: tuple | None = None
-    shared = b""
-    true, false = _boolean(True), _boolean(False)
-    networks: dict[str, bytes] = {}
-    try:
-        for msg in msgs:
-            ident, destination, ref, mccmnc, flash, accept_mo = _ROW_VALUES(msg)
-            key = _SHARED_VALUES(msg)
-            if msg.billed_at is None and msg.status == Status.BILLED:
-                key = (*key[:_SHARED_BILLED_AT], msg.created_at, *key[_SHARED_BILLED_AT + 1:])
-            if key != last:  # equal values encode alike (the booleans are not in it)
-                shared = _encode_shared(key)
-                last = key
-            if not isinstance(ident, uuid.UUID) or not isinstance(destination, str):
-                raise _Unsupported
-            encoded = destination.encode()
-            network = networks.get(mccmnc) if type(mccmnc) is str else None  # a few per batch
-            if network is None:
-                network = _NULL_VALUE if mccmnc is None else _text(mccmnc)
-                if type(mccmnc) is str:
-                    networks[mccmnc] = network
-            append(_ROW_START)
-            append(b"\x00\x00\x00\x10")
-            append(ident.bytes)
-            append(len(encoded).to_bytes(4, "big"))
-            append(encoded)
-            if type(ref) is str:
-                ref_bytes = ref.encode()
-                append(len(ref_bytes).to_bytes(4, "big"))
-                append(ref_bytes)
-            else:
-                append(_NULL_VALUE if ref is None else _text(ref))
-            append(network)
-            append(true if flash is True else false if flash is False else _boolean(flash))
-            append(true if accept_mo is True else false if accept_mo is False else _boolean(accept_mo))
-            append(shared)
-    except _Unsupported:
-        return None
-    append(_COPY_TRAILER)
-    return b"".join(parts)
 
 
 @dataclass(slots=True)

@@ -36,7 +36,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import struct
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -44,6 +43,7 @@ from datetime import datetime
 
 import asyncpg
 
+from gateway.store import pgcopy
 from gateway.store.messages import (
     INSERT_COLUMNS,
     Message,
@@ -104,25 +104,23 @@ async def enqueue(
         if not route:
             raise ValueError(f"message {item[0]}: empty route")
         if len(item) == 2 or item[2] is None:
-            due.append(item)
+            due.append((item[0], list(route), route[0]))
         else:
             scheduled.append((item[0], list(route), route[0], item[2]))
     if due:
-        data = _copy_binary(due)
-        if data is None:  # a value the fast encoder does not take: asyncpg's own (and its errors)
-            await conn.copy_records_to_table(
-                "send_queue", records=[(i[0], list(i[1]), i[1][0]) for i in due],
-                columns=("message_id", "route", "vendor_id"),
-            )
-        else:
-            # a buffer is sent as it is (a file would be read in the executor's threads)
-            await conn.copy_to_table("send_queue", source=memoryview(data),
-                                     columns=("message_id", "route", "vendor_id"), format="binary")
+        await pgcopy.copy(conn, "send_queue", _DUE_ROWS, due)
     if scheduled:
-        await conn.copy_records_to_table(
-            "send_queue", records=scheduled,
-            columns=("message_id", "route", "vendor_id", "not_before"),
-        )
+        await pgcopy.copy(conn, "send_queue", _SCHEDULED_ROWS, scheduled)
+
+
+# Rows of a batch share a handful of routes: each is encoded once while it repeats.
+_DUE_ROWS = pgcopy.CopyTable(
+    [("message_id", "uuid"), ("route", "bigint[]"), ("vendor_id", "bigint")],
+    repeated=("route", "vendor_id"))
+_SCHEDULED_ROWS = pgcopy.CopyTable(
+    [("message_id", "uuid"), ("route", "bigint[]"), ("vendor_id", "bigint"),
+     ("not_before", "timestamp with time zone")],
+    repeated=("route", "vendor_id"))
 
 
 # Up to this many messages are stored and queued by one statement (one round trip); more
@@ -159,50 +157,6 @@ async def insert_and_enqueue(conn: asyncpg.Connection, msgs: Sequence[NewMessage
             vendors.append(m.route[0])
             not_before.append(m.scheduled_for)
     await conn.execute(_STORE_AND_QUEUE, *unnest_args(msgs), ids, routes, vendors, not_before)
-
-
-# Binary COPY (PostgreSQL manual, COPY, "Binary Format") of (message_id, route, vendor_id)
-# rows, written here rather than by asyncpg: a batch has a handful of distinct routes, each
-# encoded once, where asyncpg encodes every route array element by element.
-_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
-_COPY_TRAILER = b"\xff\xff"
-_ROW_START = b"\x00\x03\x00\x00\x00\x10"  # three columns, then the uuid's length
-_INT8_OID = 20
-_INT8_MIN, _INT8_MAX = -(1 << 63), (1 << 63) - 1
-
-
-def _route_and_vendor(route: Sequence[int]) -> bytes | None:
-    """The binary ``bigint[]`` of ``route`` then the ``bigint`` of its first vendor; None
-    when an element is not a plain int in range."""
-    if not all(type(v) is int and _INT8_MIN <= v <= _INT8_MAX for v in route):
-        return None
-    # array: dimensions, has-nulls flag, element type, then (length, lower bound) per dimension
-    body = struct.pack(">iiiii", 1, 0, _INT8_OID, len(route), 1)
-    body += b"".join(struct.pack(">iq", 8, v) for v in route)
-    return struct.pack(">i", len(body)) + body + struct.pack(">iq", 8, route[0])
-
-
-def _copy_binary(items: Sequence[tuple]) -> bytes | None:
-    """COPY data of (message_id, route, ...) items for the columns (message_id, route,
-    vendor_id); None when a value is one the encoder leaves to asyncpg."""
-    parts = [_COPY_HEADER]
-    append = parts.append
-    encoded: dict[tuple, bytes | None] = {}
-    for item in items:
-        message_id, route = item[0], item[1]
-        if not isinstance(message_id, uuid.UUID):
-            return None
-        key = route if type(route) is tuple else tuple(route)
-        tail = encoded.get(key)
-        if tail is None:
-            tail = encoded[key] = _route_and_vendor(key)
-            if tail is None:
-                return None
-        append(_ROW_START)
-        append(message_id.bytes)
-        append(tail)
-    append(_COPY_TRAILER)
-    return b"".join(parts)
 
 
 _CLAIM = """

@@ -1,5 +1,6 @@
-"""The hand-written binary COPY of messages and send-queue rows, and the stop list's array
-literals: each stores exactly what asyncpg's own encoding stores, or leaves the batch to it."""
+"""Herald's binary COPY of messages and send-queue rows (gateway.store.pgcopy), and the stop
+list's array literals: each stores exactly what asyncpg's own encoding stores, or leaves the
+batch to it."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ def _messages(partner_id: int, count: int, seed: int) -> list[NewMessage]:
     return out
 
 
+def _encoded(msgs: list[NewMessage]) -> bytes | None:
+    return m.COPY_TABLE.encode([m._record(x) for x in msgs])
+
+
 async def _stored(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> list[tuple]:
     rows = await conn.fetch(
         f"SELECT {', '.join(m.INSERT_COLUMNS)} FROM messages WHERE id = ANY($1::uuid[]) ORDER BY id", ids)
@@ -85,7 +90,7 @@ async def test_binary_copy_stores_what_asyncpg_stores(conn, seed):
     pid = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
     msgs = _messages(pid, 300, seed)
     ids = [x.id for x in msgs]
-    assert m.copy_messages_binary(msgs) is not None  # the fast path is the one under test
+    assert _encoded(msgs) is not None  # the fast path is the one under test
     await m.insert_messages(conn, msgs)
     fast = await _stored(conn, ids)
     await conn.execute("DELETE FROM messages WHERE id = ANY($1::uuid[])", ids)
@@ -123,13 +128,13 @@ async def test_a_value_asyncpg_alone_takes_or_refuses_goes_through_asyncpg(conn)
     pid = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
     naive = NewMessage(partner_id=pid, origin="api", sender="S", destination="35799000001",
                        created_at=datetime(2026, 1, 1, 12))  # naive: asyncpg reads local time
-    assert m.copy_messages_binary([naive]) is None
+    assert _encoded([naive]) is None
     await m.insert_messages(conn, [naive])
     assert await conn.fetchval("SELECT count(*) FROM messages WHERE id = $1", naive.id) == 1
     # 1 == True: a reused encoding must not let an int pass where asyncpg wants a bool
     first, second = _messages(pid, 2, 4)
     wrong = dataclasses.replace(second, flash=1)
-    assert m.copy_messages_binary([first, wrong]) is None
+    assert _encoded([first, wrong]) is None
     with pytest.raises(TypeError, match="a boolean is required"):  # asyncpg's own refusal
         await m.insert_messages(conn, [first, wrong])
 
@@ -155,7 +160,7 @@ async def test_queue_rows_from_the_binary_copy(conn):
     msgs = [NewMessage(partner_id=pid, origin="api", sender="S", destination=f"3579900{i:04d}",
                        route=routes[i % len(routes)]) for i in range(20)]
     await m.insert_messages(conn, msgs)
-    assert queue._copy_binary([(x.id, list(x.route), x.route[0]) for x in msgs]) is not None
+    assert queue._DUE_ROWS.encode([(x.id, list(x.route), x.route[0]) for x in msgs]) is not None
     await queue.enqueue(conn, [(x.id, x.route) for x in msgs])
     rows = await conn.fetch("SELECT message_id, route, vendor_id, position FROM send_queue"
                             " WHERE message_id = ANY($1::uuid[])", [x.id for x in msgs])
@@ -167,7 +172,7 @@ async def test_queue_route_asyncpg_takes_goes_through_asyncpg(conn):
     pid = await conn.fetchval("SELECT id FROM partners WHERE kind = 'owner'")
     msg = NewMessage(partner_id=pid, origin="api", sender="S", destination="35799000001")
     await m.insert_messages(conn, [msg])
-    assert queue._copy_binary([(msg.id, [True], True)]) is None  # a bool is asyncpg's to take
+    assert queue._DUE_ROWS.encode([(msg.id, [True], True)]) is None  # a bool is asyncpg's to take
     await queue.enqueue(conn, [(msg.id, (True,))])
     assert await conn.fetchval("SELECT route FROM send_queue WHERE message_id = $1", msg.id) == [1]
 
