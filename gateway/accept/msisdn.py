@@ -16,6 +16,7 @@ no number ``phonenumbers`` calls valid is refused (it may accept a few more).
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -88,6 +89,13 @@ class NumberRules:
             if (not rule.lengths or len(national) in rule.lengths) and rule.pattern.fullmatch(national):
                 return digits
         return _slow(digits)
+
+
+@functools.cache
+def shared_rules() -> NumberRules:
+    """One :class:`NumberRules` for whoever needs them outside the pipeline (the Admin
+    Panel), built on first use (a fraction of a second's CPU: call it from a thread)."""
+    return NumberRules()
 
 
 def _slow(digits: str) -> str | None:

@@ -486,3 +486,35 @@ async def destination_network(conn: Conn, msisdn: str) -> Network | None:
         return None
     world = await asyncio.to_thread(lambda: PrefixTable(default_entries()))
     return world.lookup(msisdn)
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """How a message to one number would be routed now (the Admin Panel's "test a number")."""
+
+    msisdn: str
+    mccmnc: str | None             # None: the reference book knows no network for the number
+    network: Network | None        # the book's entry, when the network was looked up
+    levels: tuple[tuple[RuleKey, tuple[int, ...]], ...]  # the rules that matched, most specific first
+    vendor_ids: tuple[int, ...]    # the failover order the pipeline would use (): refused
+
+
+async def trace(conn: Conn, channel: str, msisdn: str, mccmnc: str | None = None) -> Trace:
+    """Route a message to ``msisdn`` (E.164 digits) on ``channel`` as the pipeline would,
+    on the routes stored now: on ``mccmnc`` when given (Invalid when it is not one), else
+    on the network the reference book gives for the number."""
+    network = None
+    if mccmnc:
+        mccmnc = check_key(RuleKey(channel, mccmnc=mccmnc)).mccmnc
+    else:
+        network = await destination_network(conn, msisdn)
+        if network is None:
+            return Trace(msisdn, None, None, (), ())
+        mccmnc = network.mccmnc
+    _, table = await load_table(conn)
+    decision = table.explain(channel, msisdn, mccmnc)
+    levels = tuple(
+        (RuleKey(channel, prefix=level.match) if level.kind == PREFIX
+         else RuleKey(channel, mccmnc=level.match or None), level.vendor_ids)
+        for level in decision.levels)
+    return Trace(msisdn, mccmnc, network, levels, decision.vendor_ids)

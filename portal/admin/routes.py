@@ -8,9 +8,9 @@ channel's default route) and its vendors, primary first. Routes are not
 partner-specific: ``gateway.accept.routing`` has no such rule.
 
 Every query and rule lives in :mod:`gateway.accept.routing`; this module parses
-forms and renders. "Test a number" runs the pipeline's own decision
-(:func:`gateway.accept.routing.explain`) on the routes as stored right now, with the
-number normalised and looked up in the reference book the way the pipeline does.
+forms and renders. "Test a number" normalises the number as the pipeline does and
+shows :func:`gateway.accept.routing.trace`: the pipeline's own decision on the
+routes as stored right now.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ from accounts.tenancy import require_owner
 from billing import vendors
 from billing.mcc import COUNTRIES_BY_MCC
 from config.errors import HeraldError, Invalid
-from gateway.accept import routing
-from gateway.accept.keys import PIPELINE
-from gateway.accept.msisdn import NumberRules
-from gateway.accept.routing import RuleKey
+from gateway.accept import msisdn, routing
 from portal import i18n, tables
 from portal.admin.common import admin_only, badge, button, db, link, load_table, page, scope_of
 from portal.forms import Field, Form
@@ -95,7 +92,7 @@ def _position(key: tuple | None) -> tuple[str, int, str] | None:
     return None
 
 
-def match_label(key: RuleKey) -> str:
+def match_label(key: routing.RuleKey) -> str:
     """"Network 25001 (RU)", "Number prefix 7916", "Default route"."""
     text = i18n.gettext(KIND_LABELS[key.kind], match=key.match)
     countries = COUNTRIES_BY_MCC.get(key.mccmnc[:3]) if key.mccmnc else None
@@ -182,12 +179,12 @@ def _initial(rule: routing.Rule | None) -> dict[str, Any]:
     return values
 
 
-async def _save(request: web.Request, form: Form, replaces: RuleKey | None) -> routing.Rule | None:
+async def _save(request: web.Request, form: Form, replaces: routing.RuleKey | None) -> routing.Rule | None:
     """Store the posted route; None (and the errors in ``form``) when it is refused."""
     if not form.validate():
         return None
     places = [f.name for f in form if f.name.startswith("vendors.") and form.cleaned[f.name]]
-    key = RuleKey(form.cleaned["channel"], form.cleaned["mccmnc"] or None, form.cleaned["prefix"] or None)
+    key = routing.RuleKey(form.cleaned["channel"], form.cleaned["mccmnc"] or None, form.cleaned["prefix"] or None)
     try:
         async with db(request).acquire() as conn:
             return await routing.save_rule(conn, scope_of(request), key,
@@ -241,40 +238,25 @@ async def route_test(request: web.Request) -> web.Response:
                 active="routes", title=i18n.gettext("Test a number"), status=400 if form.errors else 200)
 
 
-async def _normalise(request: web.Request, raw: str) -> str | None:
+async def _normalise(raw: str) -> str | None:
     """The pipeline's own reading of a destination (E.164 digits), or None."""
-    pipeline = request.app.get(PIPELINE)
-    if pipeline is not None:
-        return pipeline.normalise(raw)
-    rules = await asyncio.to_thread(NumberRules)  # an app without the message path: build them once here
+    rules = await asyncio.to_thread(msisdn.shared_rules)  # built once, off the event loop
     return rules.normalise(raw)
 
 
 async def _test(request: web.Request, form: Form, names: Mapping[int, str]) -> dict[str, Any]:
-    channel = form.cleaned["channel"]
-    msisdn = await _normalise(request, form.cleaned["number"])
-    if msisdn is None:
+    number = await _normalise(form.cleaned["number"])
+    if number is None:
         raise Invalid("This is not a valid phone number.", field="number")
-    network, mccmnc = None, form.cleaned["mccmnc"] or None
-    if mccmnc:
-        mccmnc = routing.check_key(RuleKey(channel, mccmnc=mccmnc)).mccmnc
-    else:
-        network = await routing.destination_network(db(request), msisdn)
-        if network is None:
-            return {"msisdn": msisdn, "network": None, "unknown": True}
-        mccmnc = network.mccmnc
-    _, table = await routing.load_table(db(request))
-    decision = routing.explain(table, channel, msisdn, mccmnc)
-
-    def key_of(level: routing.Level) -> RuleKey:
-        if level.kind == routing.PREFIX:
-            return RuleKey(channel, prefix=level.match)
-        return RuleKey(channel, mccmnc=level.match or None)
-
-    levels = [{"label": match_label(key_of(lv)), "href": f"/admin/routes/{key_of(lv).slug}",
-               "vendors": [names.get(v, f"#{v}") for v in lv.vendor_ids]} for lv in decision.levels]
-    return {"msisdn": msisdn, "network": network, "mccmnc": mccmnc, "levels": levels,
-            "order": [names.get(v, f"#{v}") for v in decision.vendor_ids], "unknown": False}
+    found = await routing.trace(db(request), form.cleaned["channel"], number,
+                                form.cleaned["mccmnc"] or None)
+    if found.mccmnc is None:
+        return {"msisdn": number, "network": None, "unknown": True}
+    levels = [{"label": match_label(key), "href": f"/admin/routes/{key.slug}",
+               "vendors": [names.get(v, f"#{v}") for v in vendor_ids]}
+              for key, vendor_ids in found.levels]
+    return {"msisdn": number, "network": found.network, "mccmnc": found.mccmnc, "levels": levels,
+            "order": [names.get(v, f"#{v}") for v in found.vendor_ids], "unknown": False}
 
 
 async def _rule(request: web.Request) -> routing.Rule:

@@ -244,3 +244,27 @@ async def test_destination_network_is_the_longest_stored_prefix(conn):
     assert (await routing.destination_network(conn, "79161234567")).mccmnc == "25001"
     assert (await routing.destination_network(conn, "79261234567")).mccmnc == "250"
     assert await routing.destination_network(conn, "4915112345678") is None
+
+
+async def test_trace_routes_one_number_as_the_pipeline_would(conn):
+    a, b, p = await _vendor(conn, "a"), await _vendor(conn, "b"), await _vendor(conn, "p")
+    await routing.add_route(conn, Route("sms", a))
+    await routing.add_route(conn, Route("sms", b, mccmnc="25001"))
+    await routing.add_route(conn, Route("sms", p, prefix="7916"))
+    await conn.execute("""INSERT INTO number_prefixes (prefix, mcc, mnc, country, network)
+                          VALUES ('7', '250', NULL, 'RU', ''), ('7916', '250', '01', 'RU', 'MTS')""")
+    found = await routing.trace(conn, "sms", "79161234567")
+    assert (found.msisdn, found.mccmnc, found.network.network) == ("79161234567", "25001", "MTS")
+    assert found.levels == ((RuleKey("sms", prefix="7916"), (p,)), (RuleKey("sms", mccmnc="25001"), (b,)),
+                            (RuleKey("sms"), (a,)))
+    assert found.vendor_ids == (p, b, a)
+    _, table = await routing.load_table(conn)
+    assert found.vendor_ids == table.choose("sms", "79161234567", "25001")
+    # A network given by hand is used as it is, the book not asked.
+    given = await routing.trace(conn, "sms", "79261234567", "25001")
+    assert (given.mccmnc, given.network, given.vendor_ids) == ("25001", None, (b, a))
+    assert (await routing.trace(conn, "viber", "79161234567")).vendor_ids == ()
+    unknown = await routing.trace(conn, "sms", "4915112345678")
+    assert (unknown.mccmnc, unknown.levels, unknown.vendor_ids) == (None, (), ())
+    with pytest.raises(Invalid):
+        await routing.trace(conn, "sms", "79161234567", "2501")
