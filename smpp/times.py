@@ -24,15 +24,6 @@ Choices where the specification leaves room, so both sides of Herald agree:
   duration. Its ``tnn`` must be ``000``, as §7.1.1.2 writes it.
 
 Everything here is pure: the current time is passed in.
-
-Public API::
-
-    parse_time(value, now) -> datetime | None       # None for NULL; aware UTC otherwise
-    parse_absolute(value) -> datetime                # aware UTC
-    parse_relative(value) -> RelativeTime            # .after(now) -> datetime
-    format_absolute(when, *, utc_offset=timedelta(0)) -> str
-    format_relative(delta) -> str                    # days, hours, minutes, seconds
-    TimeFormatError                                  # a ValueError: the string is not a time
 """
 
 from __future__ import annotations

@@ -1,10 +1,4 @@
 """A thin aiohttp client for the provider contract (see :mod:`viber`).
-
-Public API::
-
-    client = ViberClient(base_url, token, session=None, timeout=10.0)
-    message_id = await client.send(ViberMessage(...))   # raises Throttled | Temporary | Permanent
-    await client.close()                                # closes the session only if it made it
 """
 
 from __future__ import annotations

@@ -1,14 +1,4 @@
 """The provider contract as pure functions: no I/O, no Herald database (see :mod:`viber`).
-
-Public API::
-
-    ViberMessage(sender, phone, text, traffic_type="promotion", image_url=None,
-                 button_url=None, button_caption=None, ttl=None, reference=None)
-    build_request(message) -> dict                    # the JSON body of POST /messages
-    parse_send_answer(status, body, headers=None) -> str   # the provider's message id, or raises
-    parse_status_report(body) -> StatusReport         # raises BadReport
-    ProviderError > Throttled, Temporary, Permanent ; BadReport
-    STATUSES                                          # the status words of a report
 """
 
 from __future__ import annotations

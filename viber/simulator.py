@@ -8,15 +8,6 @@ accepted message gets one outcome drawn from the weights (``delivered``;
 ``failed``; ``silent``, which reports nothing). A report the webhook does not
 answer 2xx is posted again, backing off, a few times.
 
-Public API::
-
-    sim = ViberSimulator(ViberSimConfig(token="t", webhook_url="http://…/api/viber/status/7"))
-    await sim.start(host="127.0.0.1", port=0); sim.base_url
-    sim.received        # list[dict]: every accepted request body, with "message_id" added
-    sim.counters        # sends, accepted, throttled, rejected, unauthorized, reports_sent, ...
-    await sim.report(message_id, status)   # push a report now (tests)
-    await sim.stop()
-
 ``herald viber-sim`` runs it from the command line (:func:`cli_command`).
 """
 

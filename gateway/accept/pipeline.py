@@ -1,52 +1,8 @@
 """The message pipeline: the one path every message takes into Herald.
 
-The HTTP API, the SMPP server and the campaign runner all hand their messages
-to :meth:`Pipeline.submit` and answer their client from what it returns. In
-order (ARCHITECTURE.md, "The life of a message"):
-
-1. **Validate**, without I/O: text not empty (and within what one message may
-   carry), flash only on SMS, MO replies not with flash, a Viber→SMS cascade
-   only from Viber, and a destination that is a valid international number
-   (:mod:`gateway.accept.msisdn`, normalised to E.164 digits).
-2. **Validate against the database**, one statement per kind for the batch:
-   the sender ID is usable by the partner on the channel (and on the fallback
-   channel of a cascade) — :func:`accounts.senders.usable`; MO replies are
-   switched on for the partner; the number is not on the partner's stop list
-   for that sender ID (:mod:`gateway.accept.stoplist`). The sender and stop-list
-   statements run side by side, on two connections.
-3. **Look up** the destination network (MCCMNC) in the numbering reference
-   book (:mod:`billing.refbook`, held in memory, reloaded when its revision
-   changes), count the parts (:func:`smpp.segments.count_segments`, once per
-   distinct text), and **route** (:mod:`gateway.accept.routing`): the vendor ids to
-   try in order. No network or no route refuses the message before any charge.
-4. **Charge and store** (:class:`gateway.accept.writer.MessageWriter`): priced
-   without locking the payer, then in one transaction the EDR rows (status
-   BILLED) and send-queue rows, the ledger and charge rows and the guarded
-   debit, charged again under the lock if the payer moved meanwhile. A message
-   billing refuses (no rate, insufficient balance, blocked partner) is refused
-   alone.
-
-Only once the transaction committed does ``submit`` return, so an
-:class:`Accepted` answer always names a stored, charged, queued message.
-
-A Viber→SMS cascade (``fallback_channel="sms"``, ``fallback_ttl``) is one
-Viber message: its sender ID must be usable on both channels, it is charged as
-Viber, and the fields are stored for :mod:`gateway.report.cascade`, which submits the
-SMS through this pipeline again when the Viber message is not delivered in
-time. A cascade submitted without ``fallback_ttl`` gets the
-``HERALD_VIBER_FALLBACK_TTL`` default, so a silent provider still leads to the SMS.
-
-``submit`` raises only when the batch could not be stored at all (database
-down: the writer's exception; writer stopped: :class:`gateway.store.commit.WriterClosed`,
-HTTP 503). Duplicates are not removed here: an edge that must ignore repeated
-recipients (the HTTP API) does so before calling.
-
-SMPP callers set ``origin="smpp"``, ``smpp_account_id``/``smpp_session`` and,
-when the client already split a long message (one ``submit_sm`` per part),
-``parts=1`` with the ``encoding``/``data_coding`` they decoded, which skips
-counting. ``Rejected.smpp_status`` is the ``command_status`` to answer
-(SMPP 3.4 §5.1.3).
-"""
+Validate, look up the network, count, route, then charge and store through the
+writer; one :data:`Result` per message, in order, once committed. The steps and
+their rules: ``gateway/accept/README.md``."""
 
 from __future__ import annotations
 
@@ -240,7 +196,7 @@ class _Counted:
 
 
 class Pipeline:
-    """Validate → look up → count → route → charge + store + enqueue (see the module doc)."""
+    """Validate → look up → count → route → charge + store + enqueue (``gateway/accept/README.md``)."""
 
     def __init__(
         self, pool: asyncpg.Pool, redis: object, settings: Settings, *,

@@ -1,45 +1,5 @@
-"""Routing: the vendors that carry a message, in failover order.
-
-A route (table ``routes``, migration 0303) says "vendor V carries channel C
-to destinations matching M, with priority P". M is one of, from the most
-specific to the least:
-
-1. a number prefix (E.164 digits): the longest matching prefix wins;
-2. a network, MCC+MNC ("25001");
-3. a country, MCC alone ("250");
-4. nothing: the channel's default route.
-
-:func:`choose` takes the most specific level that matches and orders its
-vendors by priority (lower first, then route id); the vendors of the less
-specific levels that also match follow as further fallbacks, so the default
-route is always the last resort. A vendor appears once, at its first place.
-The send queue walks this list (``gateway.store.queue.failover``).
-
-Choosing is a pure function of a :class:`RoutingTable` built from the rows;
-the SQL helpers load and edit the rows. Only enabled routes to enabled vendors
-of the same channel are loaded. :func:`explain` is the same decision with its
-working shown (which levels matched), for the Admin Panel's "test a number".
-
-The Admin Panel edits a *rule*: one channel and match with its vendors in
-failover order (:class:`Rule`, keyed by :class:`RuleKey`). A rule is stored as
-one ``routes`` row per vendor, the order kept in ``priority`` (10, 20, …);
-:func:`save_rule` replaces a rule's rows in one transaction. These functions
-take a billing ``Scope``: routes are the system owner's choice of carriers, so
-only the owner may list or change them. Routes are not partner-specific.
-
-Public API::
-
-    Route(channel, vendor_id, priority=100, mccmnc=None, prefix=None, id=0)
-    RoutingTable(routes).choose(channel, msisdn, mccmnc) -> tuple[int, ...]   # () = no route
-    choose(table, channel, msisdn, mccmnc) -> tuple[int, ...]
-    explain(table, channel, msisdn, mccmnc) -> Decision   # levels matched + the same vendor order
-    load_table(conn) -> tuple[int, RoutingTable]        # (revision, table)
-    revision(conn) -> int
-    add_route(conn, route) -> Route ; delete_route(conn, route_id) -> bool ; list_routes(conn)
-    list_rules(conn, scope, channel=, match=, vendor_id=, after=, before=, limit=) -> list[Rule]
-    get_rule(conn, scope, key) ; save_rule(conn, scope, key, vendor_ids, enabled=, replaces=) ;
-    delete_rule(conn, scope, key) ; destination_network(conn, msisdn) -> Network | None
-"""
+"""Routing: the vendors that carry a message, in failover order, and the rules the
+Admin Panel edits (the levels and their order: ``gateway/accept/README.md``)."""
 
 from __future__ import annotations
 

@@ -1,17 +1,4 @@
-"""The stop list: numbers a partner's sender ID must not send to (table ``stop_list``, 0304).
-
-An entry names the partner, the number (E.164 digits) and the sender ID it
-stopped, or ``'*'`` for every sender ID of the partner. Entries come from
-opt-out keywords in incoming messages (``source='mo'``) or are entered by hand.
-The pipeline asks about a whole batch with one statement (:func:`stopped`).
-
-Public API (connection or pool first)::
-
-    add(conn, partner_id, msisdn, sender="*", source="manual") -> bool    # False: already there
-    remove(conn, partner_id, msisdn, sender="*") -> bool
-    stopped(conn, [(partner_id, sender, msisdn), ...]) -> set[(partner_id, sender, msisdn)]
-    list_for_partner(conn, partner_id, limit=100) -> list[StopEntry]
-"""
+"""The stop list: numbers a partner's sender ID must not send to (table ``stop_list``, 0304)."""
 
 from __future__ import annotations
 

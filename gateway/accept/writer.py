@@ -1,11 +1,9 @@
 """The one write of the message path: charge a batch of accepted messages and store it.
 
-:class:`MessageWriter` takes the pipeline's messages from many producers and
-writes them a batch at a time (:class:`~gateway.store.commit.GroupCommit`: one
-transaction every few milliseconds). :meth:`MessageWriter.write` is the whole
-story of one batch; each message comes back stored, charged and queued, or
-refused by billing (no rate, insufficient balance, blocked partner) alone.
-"""
+:class:`MessageWriter` writes the pipeline's messages a batch at a time;
+:meth:`MessageWriter.write` is the whole story of one batch (price unlocked;
+store, record and debit in one transaction; once more under the lock if a payer
+moved). Why it is written so: ``gateway/accept/README.md``."""
 
 from __future__ import annotations
 

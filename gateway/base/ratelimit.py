@@ -10,16 +10,6 @@ refills cannot be double counted by skewed hosts.
 A bucket holds up to ``burst`` tokens and refills at ``rate`` tokens per
 second; taking ``n`` tokens succeeds only when ``n`` are there. Over any
 interval of length T the grants therefore total at most ``burst + rate * T``.
-
-Public API::
-
-    bucket = TokenBucket(redis, "vendor:7", rate=100, burst=10)
-    await bucket.acquire(n=1)            # waits until granted; returns the grant time (µs)
-    grant = await bucket.try_acquire(1)  # Grant(granted, at_us, wait_s), never waits
-
-    limiter = TpsLimiter(redis, prefix="smpp")
-    if await limiter.throttled(account_id, tps=50):   # per-account limit, yes/no
-        ...answer ESME_RTHROTTLED (SMPP 3.4 §5.1.3) or HTTP 429
 """
 
 from __future__ import annotations

@@ -1,32 +1,5 @@
-"""The HTTP JSON API: ``/api/send_sms``, sign-in for tokens, API keys, the OpenAPI document.
-
-Two kinds of bearer credentials (spec §12, "API Connections"):
-
-* An **API key** (``hrd_…``, :mod:`gateway.intake.apikeys`) sends messages:
-  ``POST|GET /api/send_sms``. Each use is recorded; a removed or expired key is
-  answered 401 with the reason.
-* A **JWT** from ``POST /api/login`` (HTTP Basic with a portal user's e-mail
-  and password; HS256 signed with the process secret key, valid
-  :data:`TOKEN_MINUTES` minutes) manages the partner's keys:
-  ``GET|POST /api/keys``, ``POST /api/keys/{id}/refresh``, ``DELETE /api/keys/{id}``,
-  ``POST /api/keys/{id}/signing-secret`` (a new callback signing secret, returned once).
-  Another partner's key is answered 404, like a key that does not exist.
-
-``send_sms`` parses the request (a JSON object, a JSON array of objects, or
-query parameters), refuses what is wrong with the request as a whole with a
-4xx and a JSON body ``{"error": …, "field": …}``, drops repeated recipients,
-takes the partner's messages-per-second allowance (429 when exhausted) and
-hands one :class:`gateway.accept.pipeline.Submission` per recipient to the pipeline.
-The 200 answer lists one line per recipient: ``"<number>: <transaction id>"``
-or ``"<number>: <why it was refused>"``.
-
-Request-level errors, in the order they are checked: ``message`` / ``from`` /
-``to`` / ``channels`` missing or malformed (400, naming the field); ``acceptMO``
-with ``isFlashed`` (400 "MO messages are not supported in FlashMessages!"); ``acceptMO`` while the
-partner's MO mode is off (400 "Partner's MO messages mode is off!").
-Past :data:`MAX_RECIPIENTS` distinct recipients only the first ones are sent, as
-the product documents; each one left out gets its own "not sent" result line.
-"""
+"""The HTTP JSON API: ``/api/send_sms``, sign-in for tokens, API keys, the OpenAPI document
+(the credentials and the order of the checks: ``gateway/intake/README.md``)."""
 
 from __future__ import annotations
 
@@ -371,7 +344,7 @@ _PARTNER = "SELECT mo_enabled, api_tps FROM partners WHERE id = $1"
 
 
 async def send_sms(request: web.Request) -> web.Response:
-    """``POST|GET /api/send_sms``: one line per recipient (see the module doc)."""
+    """``POST|GET /api/send_sms``: one line per recipient (``gateway/intake/README.md``)."""
     key = await _api_key(request)
     app = request.app
     settings = app[SETTINGS]

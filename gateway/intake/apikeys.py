@@ -1,24 +1,5 @@
-"""API keys: the credentials of the HTTP API (``Authorization: Bearer <key>``).
-
-A key is a random secret shown to its owner once, at creation. Herald keeps
-only its SHA-256, so the database never holds a usable key; verifying a key is
-one indexed lookup by that hash. Keys belong to a partner, have a name unique
-among that partner's keys, an optional callback URL for delivery reports and
-an expiry chosen from a fixed list, which "refresh" starts again from now.
-Removing a key keeps the row (``removed_at``) so the messages sent with it can
-still name it; a removed or expired key never authenticates.
-
-Callback signing secret (migration 0380): each key also has a random secret
-(``hrs_…``) that signs the HTTP callbacks of the messages sent with it
-(:mod:`gateway.report.callbacks`, header ``X-Herald-Signature``). Unlike the key, Herald
-must use it, not just check it, so it is stored sealed with the process secret
-key (:mod:`gateway.base.secretbox`, AES-GCM bound to the key's hash) and never next
-to anything that reveals it. It is shown once, with the key at creation
-(:func:`create_with_secret`) or when its owner replaces it
-(:func:`rotate_signing_secret`). Keys created before 0380, or through
-:func:`create` alone, get one the first time a callback must be signed
-(:func:`callback_signing_key`); their owner sees it by rotating it.
-"""
+"""API keys: the credentials of the HTTP API (``Authorization: Bearer <key>``), kept as
+hashes, and each key's sealed callback signing secret (``gateway/intake/README.md``)."""
 
 from __future__ import annotations
 

@@ -1,29 +1,5 @@
-"""SMPP accounts: the credentials an end user binds to Herald's SMPP server with (0350).
-
-An account belongs to a partner (an end user), optionally to one of its users,
-and holds: a ``system_id`` unique on the platform, an argon2id password hash,
-the networks a bind may come from (CIDR list; empty allows any), the most
-sessions it may hold at once and its submits per second.
-
-The bind decision is a pure function, :func:`bind_verdict`, over what the
-server knows at bind time; the SMPP status of each refusal (SMPP 3.4 §5.1.3):
-
-* unknown ``system_id`` → ``ESME_RINVSYSID``
-* wrong password → ``ESME_RINVPASWD``
-* account disabled, partner blocked, address not allowed, too many binds →
-  ``ESME_RBINDFAIL``
-
-Public API (connection or pool first)::
-
-    create_account(conn, partner_id, system_id, password, *, user_id=None, allowed_ips=(),
-                   max_binds=4, tps=None) -> SmppAccount
-    get_by_system_id(conn, system_id) -> SmppAccount | None
-    get_account(conn, account_id) -> SmppAccount | None
-    set_password(conn, account_id, password) -> None
-    update_account(conn, account_id, **changes) -> SmppAccount
-    bind_verdict(account, *, password_ok, peer_ip, bound_now) -> int   # pure
-    ip_allowed(allowed, peer_ip) -> bool                                # pure
-"""
+"""SMPP accounts: the credentials an end user binds to Herald's SMPP server with (0350),
+and the bind decision as a pure function (``gateway/intake/README.md``)."""
 
 from __future__ import annotations
 

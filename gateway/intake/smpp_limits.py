@@ -1,36 +1,5 @@
-"""SMPP account limits that hold across Herald processes: binds at once, submits per second.
-
-Several Herald processes behind one address share PostgreSQL and Redis, so an
-account's ``max_binds`` and ``tps`` (:mod:`gateway.intake.smpp_accounts`) are counted
-in Redis, not in one process's memory.
-
-Binds — :class:`BindRegistry`: each account has a sorted set
-``herald:smpp:binds:<account>`` whose members are ``<registry>/<session>`` and
-whose scores are expiry times (Redis ``TIME``, so hosts' clocks do not matter).
-A bind is admitted by one Lua script that drops expired members, counts the
-rest and adds the new one only below ``max_binds`` — two processes binding the
-last free slot at once cannot both get it. A process pushes the expiry of its
-live sessions forward every ``ttl / 3`` seconds and removes a session when it
-closes; the sessions of a process that died drop out after ``ttl`` seconds —
-or at once when a process with the same ``node`` name (host and SMPP port: the
-restarted process) starts, as it clears what its predecessor left
-(``herald:smpp:node:<node>`` lists the accounts a node has binds in).
-
-Submits per second — :class:`AccountThrottle`: one Redis token bucket per
-account (:class:`gateway.base.ratelimit.TokenBucket`, rate and burst = ``tps``)
-shared by every process. To spare a Redis round trip per PDU a process takes
-tokens in chunks of 1/20 s of the rate and spends them within a second, so
-together the processes exceed the limit by at most one chunk each.
-
-Public API::
-
-    registry = BindRegistry(redis, ttl=30.0, node=None); await registry.start() / stop()
-    await registry.reserve(account_id, session_id, max_binds) -> bool
-    await registry.release(session_id)
-    await registry.count(account_id) -> int
-    throttle = AccountThrottle(redis)
-    await throttle.admit(account_id, tps) -> bool
-"""
+"""SMPP account limits that hold across Herald processes: binds at once and submits per
+second, counted in Redis (``gateway/intake/README.md``)."""
 
 from __future__ import annotations
 
@@ -198,7 +167,7 @@ class BindRegistry:
 
 
 class AccountThrottle:
-    """An account's submits per second over all processes (see the module doc)."""
+    """An account's submits per second over all processes (``gateway/intake/README.md``)."""
 
     def __init__(self, redis, *, prefix: str = "smpp-account", hold: float = 1.0) -> None:
         self.redis = redis

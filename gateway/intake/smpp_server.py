@@ -159,7 +159,7 @@ class _KeyLocks:
 
 
 class HeraldSmppHandler(ServerHandler):
-    """Binds against ``smpp_accounts``; submits into the pipeline (see the module doc)."""
+    """Binds against ``smpp_accounts``; submits into the pipeline (``gateway/intake/README.md``)."""
 
     def __init__(self, pool: asyncpg.Pool, pipeline: Pipeline, *, on_bound: Callable[[], None] | None = None,
                  outbox: LocalOutbox | None = None, binds: BindRegistry | None = None,
@@ -282,7 +282,7 @@ class HeraldSmppHandler(ServerHandler):
         return S.ESME_RINVCMDID
 
     async def _submit_replacing(self, account: SmppAccount, sub: Submission) -> Accepted | Rejected:
-        """Submit ``sub``, then take back the pending message it replaces (module doc,
+        """Submit ``sub``, then take back the pending message it replaces (``gateway/intake/README.md``,
         replace_if_present_flag)."""
         destination = self.pipeline.normalise(sub.destination)
         if destination is None:

@@ -151,7 +151,7 @@ def field_refusal(pdu: SubmitSm | SubmitMulti | ReplaceSm) -> int | None:
 
 def replaceable(sub: Submission) -> bool:
     """A message Herald encodes itself, whole: neither a part the client split nor binary
-    octets passed through (module doc)."""
+    octets passed through (``gateway/intake/README.md``)."""
     return sub.concat_total is None and sub.encoding != "binary"
 
 
@@ -215,7 +215,7 @@ class Replacement:
 
 def replacement(message: Message, pdu: ReplaceSm, now: datetime) -> Replacement | int:
     """The new values ``replace_sm`` gives ``message``, or the ``command_status`` refusing
-    it (SMPP 3.4 §4.10; the rules are in the module doc). Pure: whether the message may
+    it (SMPP 3.4 §4.10; the rules: ``gateway/intake/README.md``). Pure: whether the message may
     still be replaced is the caller's question."""
     if message.concat_total is not None or message.encoding == "binary":
         return S.ESME_RREPLACEFAIL

@@ -1,65 +1,6 @@
-"""HTTP callbacks to clients: a persistent outbox and the dispatcher that drains it.
-
-What is sent (spec §12.2.2, "Callbacks"): a JSON object per event, POSTed to the
-callback URL taken at submission —
-
-* delivery report: ``{"transactionID", "dnis", "status", "eventTime", "channel"}``
-* incoming message (MO, for messages sent with ``acceptMO``): the same plus ``"message"``.
-  A binary MO (:mod:`gateway.report.mo`, "Binary MO") has the hex of its octets as
-  ``message`` and three more fields: ``"encoding": "binary"``, ``"dataCoding"`` (the
-  carrier's ``data_coding``) and ``"udhi"`` (true when the octets start with a user
-  data header). A text MO's body has exactly the documented fields.
-
-``eventTime`` looks like ``2026-11-25T11:47:45.123+00:00``; ``channel`` is
-``SMS`` or ``VIBER``; ``status`` is one of the message statuses. The SMS a
-Viber→SMS cascade sends reports under the Viber message's ``transactionID``
-with ``channel`` ``SMS`` (:func:`transaction_id`).
-
-How (migration 0302, table ``callback_outbox``):
-
-* Rows are enqueued with :func:`enqueue_dlr` / :func:`enqueue_mo` on the
-  caller's connection, inside the transaction that changes the status, so the
-  callback exists exactly when the change committed.
-* :class:`CallbackDispatcher` (a service with ``start``/``stop``) claims due
-  rows with ``FOR UPDATE SKIP LOCKED`` and a lease (several processes may run
-  one), POSTs them with aiohttp, and records the outcome. Any 2xx is success;
-  anything else (or no answer) is retried after an exponential backoff with
-  full jitter, until ``max_age`` after the event: then the row is marked
-  ``gave_up`` with the last error. Delivery is at least once: a process that
-  dies mid-POST leaves its rows to be sent again when the lease ends.
-* Order per message: rows share an ``order_key`` (the transaction id: the message
-  id, or for the SMS of a Viber→SMS cascade the Viber message's, so the
-  client hears of the Viber message's end before the SMS) and only the
-  oldest pending row of a key may be claimed, so DELIVERED is never POSTed
-  before the SENT that preceded it; a later event waits until the earlier one
-  is delivered or given up. "Oldest" is id order, which is commit order
-  because callers enqueue after updating the message row: the row lock makes
-  a second status change for the same message wait for the first to commit
-  before it can take its id.
-* Signature: header ``X-Herald-Signature: t=<unix seconds>,v1=<hex>`` where
-  ``v1`` is HMAC-SHA256 over ``"<t>." + body`` with the key the dispatcher's
-  ``key_for(job)`` returns (the dispatcher does not decide; Herald's resolver,
-  :func:`gateway.runtime.services.callback_key_resolver`, gives the API key's own
-  signing secret, :mod:`gateway.intake.apikeys`). A resolver that raises fails the
-  attempt, which is retried like a failed POST. Receivers check it with
-  :func:`verify`, rejecting old ``t``; the recipe for clients is in README.md
-  and the OpenAPI document (``gateway.intake.api.CALLBACK_SIGNATURE_DOC``).
-
-Public API::
-
-    format_event_time(dt) -> str
-    transaction_id(message) -> str                          # what the client calls it
-    dlr_payload(message, at=None) -> dict
-    sign(key, body, t) -> str ; verify(key, header, body, now=None, tolerance=300) -> bool
-    enqueue_dlr(conn, message, at=None) -> int | None      # None: message has no callback URL
-    enqueue_dlrs(conn, messages, at=None) -> int           # many at once; the number queued
-    enqueue_mo(conn, *, url, transaction_id, dnis, text, channel, partner_id,
-               api_key_id=None, status="DELIVERED", at=None,
-               binary=False, data_coding=None, udhi=False) -> int
-    mo_body(*, transaction_id, dnis, text, channel, status, at, binary=False, ...) -> dict
-    enqueue(conn, *, kind, order_key, url, payload, partner_id=None, api_key_id=None) -> int
-    CallbackDispatcher(pool, key_for, **options): start(), stop(), notify(), run_once() -> int
-"""
+"""HTTP callbacks to clients: the persistent outbox, the bodies, their signature, and the
+dispatcher that POSTs them in order per message, at least once
+(``gateway/report/README.md``)."""
 
 from __future__ import annotations
 
@@ -188,7 +129,7 @@ def mo_body(
     at: datetime | None = None, binary: bool = False, data_coding: int | None = None,
     udhi: bool = False,
 ) -> dict:
-    """The MO callback body (module doc): ``text`` is the hex of the octets when ``binary``."""
+    """The MO callback body: ``text`` is the hex of the octets when ``binary``."""
     payload = {
         "transactionID": transaction_id,
         "dnis": dnis,
@@ -273,7 +214,7 @@ KeyResolver = Callable[[CallbackJob], Awaitable[bytes | None]]
 
 
 class CallbackDispatcher(PollLoop):
-    """Drains the outbox (see the module doc). One per process is enough."""
+    """Drains the outbox (``gateway/report/README.md``). One per process is enough."""
 
     name = "callbacks"  # in /healthz
 

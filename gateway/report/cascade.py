@@ -1,49 +1,5 @@
-"""The Viber→SMS cascade: a Viber message not delivered in time is sent again as SMS.
-
-A Viber message stored with ``fallback_channel='sms'`` and ``fallback_ttl``
-falls back when it ends UNDELIVERED or FAILED, or is neither DELIVERED nor
-SEEN ``fallback_ttl`` seconds after Herald accepted it (the rule is
-:mod:`gateway.report.fallback`). The time counts from acceptance, as the API's
-``fallbackTtl`` promises, sent or still waiting in the send queue.
-
-Due and never sent (BILLED): if no send worker holds its queue row, the job
-takes the row out of the queue (one ``DELETE … WHERE claimed_by IS NULL``, the
-rule of SMPP ``cancel_sm``: a claimed row may be on the wire), ends the message
-FAILED ("fell back to SMS before it was sent": statuses only move forward, and
-FAILED is the status of a message no vendor took), refunds its Viber charge in
-full and queues its FAILED callback (channel ``VIBER``) — in the transaction
-that claims the cascade, so either all of it happens once or none of it. A
-message a send worker holds (in flight) is left to the worker and the SMS goes
-anyway, as for a sent one; should the worker give it back and it be claimed
-again after its due time, the Viber connector does not send it
-(:meth:`gateway.send.viber_connector.ViberVendor.send`: FAILED, refunded). A message
-sent late is given to the provider with the time remaining, not the whole TTL
-(:func:`gateway.send.viber_connector.viber_message`).
-
-The SMS is a new message submitted through the pipeline (:func:`sms_submission`):
-same partner, user, API key, sender, text, label, callback URL; priced, charged
-and routed as SMS. Its ``fallback_for`` is the Viber message's id, so its
-HTTP callbacks carry the Viber message's ``transactionID`` with channel ``SMS``
-(:func:`gateway.report.callbacks.transaction_id`).
-
-Exactly once (migration 0400, table ``viber_cascade``): a process claims a
-Viber message by inserting its row — the primary key lets one insert in, however
-many processes try — and only then submits the SMS; the row then records the
-SMS id (``sent``) or why the pipeline refused it (``refused``: no balance, no
-route…; not retried). A claim still open after its lease (the process died
-between claim and record) is taken over by one process (``FOR UPDATE SKIP
-LOCKED``), which first looks for the SMS by its ``fallback_for`` and submits only
-if there is none. The lease (``lease`` seconds) must outlast one pipeline submit.
-
-:class:`CascadeJob` is a service running :meth:`CascadeJob.run_once` every
-``interval`` seconds (``HERALD_VIBER_CASCADE_POLL``: the SMS goes at most that
-late) in every process (the pattern of :mod:`gateway.runtime.housekeeping`).
-It does not scan the messages table: it reads ``viber_cascade_due``, the
-cascade messages pending and when each falls due, which the message's insert
-(migration 0410) and its status changes (:func:`gateway.report.fallback.mark_due`)
-keep. The pipeline gives a cascade submitted without ``fallback_ttl`` the
-``HERALD_VIBER_FALLBACK_TTL`` default.
-"""
+"""The Viber→SMS cascade job: takes the Viber messages that fell due, ends those never
+sent, and submits each one's SMS exactly once (``gateway/report/README.md``)."""
 
 from __future__ import annotations
 
@@ -189,7 +145,7 @@ async def _end_unsent(conn: asyncpg.Connection, messages: Sequence[Message],
 
 
 class CascadeJob:
-    """Finds Viber messages due to fall back and sends their SMS (see the module doc)."""
+    """Finds Viber messages due to fall back and sends their SMS (``gateway/report/README.md``)."""
 
     name = "viber_cascade"  # in /healthz
 

@@ -1,28 +1,5 @@
-"""Delivery receipts that arrived before Herald knew the vendor's id for their message.
-
-A vendor may send the receipt of a message before Herald has committed the
-``submit_sm_resp`` that names it (the receipt overtakes our own record, or the
-record was delayed by a retry). The connector looks again for a couple of
-seconds (:class:`gateway.send.connectors.ConnectorOptions.receipt_match_retries`);
-when the message is still unknown it keeps the receipt here (migration 0381)
-and only then answers the vendor's ``deliver_sm``, so an acknowledged receipt
-is never lost.
-
-:func:`reapply` (a housekeeping chore) hands the stored receipts to the
-:class:`gateway.send.delivery.ReceiptWriter` again — the same path as a live receipt,
-so the status change, its HTTP callback and the ``deliver_sm`` to an SMPP client
-are produced the same way. Applying is idempotent
-(:func:`gateway.store.messages.apply_receipts` never moves a status backwards), so a
-receipt applied twice (two processes, a crash before the row was deleted)
-changes nothing the second time. A stored receipt is deleted once its message
-is found (whether it moved it or not), or when it is older than the horizon
-(``HERALD_EARLY_RECEIPT_HORIZON``), with an ``early_receipt_dropped`` log line.
-
-Public API::
-
-    store(conn, update, received_at=None) -> int
-    reapply(pool, writer, *, horizon, now=None, batch=500) -> ReapplyResult
-"""
+"""Delivery receipts that arrived before Herald knew the vendor's id for their message:
+kept, and applied again by housekeeping (``gateway/report/README.md``)."""
 
 from __future__ import annotations
 

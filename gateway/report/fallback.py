@@ -1,12 +1,5 @@
-"""When a Viber→SMS cascade falls back: the rule, and the table of cascades still pending.
-
-A Viber message stored with ``fallback_channel='sms'`` falls back when it ends
-UNDELIVERED or FAILED, or is neither DELIVERED nor SEEN ``fallback_ttl``
-seconds after Herald accepted it (:func:`fallback_due`). Each pending cascade
-has a row in ``viber_cascade_due`` (written by a trigger when the message is
-stored, migration 0410); :func:`mark_due` moves it as statuses change, and
-:mod:`gateway.report.cascade` sends the SMS when it falls due.
-"""
+"""When a Viber→SMS cascade falls back: the rule (pure), and the table of cascades still
+pending (``viber_cascade_due``) that status changes move."""
 
 from __future__ import annotations
 

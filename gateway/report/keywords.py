@@ -1,37 +1,5 @@
-"""Keyword matching for incoming messages (MO): reply templates and opt-out words.
-
-Pure functions over data; the MO handler loads the partner's templates and
-applies the decision (send the reply, block or unblock the sender ID for the
-contact, move the contact between groups).
-
-Rules (spec §7.3.2 "Reply Templates", written down here because the guide
-leaves the details open):
-
-* A template lists keywords or phrases separated by commas. Matching ignores
-  case (Unicode case folding), punctuation and extra spaces: the message and
-  each keyword are cut into words, and a keyword matches when the message
-  *begins* with its words, as whole words. "Stop" matches "stop!", "STOP
-  please"; it does not match "stopped" or "please stop". ``anywhere=True``
-  accepts the keyword's words at any position (still whole words).
-* Several templates match: the highest priority (1-10) wins; on equal priority
-  the newest (latest ``created_at``, then highest id).
-* Built-in opt-out words work even with no template: by default STOP, STOPALL,
-  UNSUBSCRIBE, CANCEL, END, QUIT unsubscribe and START, UNSTOP, SUBSCRIBE
-  subscribe again. They match only when they are the whole message (so "end of
-  offer?" is not an opt-out). Each partner may pass its own lists.
-* A template's own action wins. A template with no action whose keyword is
-  also a built-in word still carries the built-in action: a STOP always opts
-  out, the template only chooses the reply.
-
-Public API::
-
-    parse_keywords("Stop, more info ,stop") -> ("stop", "more info")
-    ReplyTemplate(id, keywords, reply_text, priority, created_at, channel, action,
-                  subscribe_group_id, unsubscribe_group_id)
-    BuiltinKeywords(unsubscribe=..., subscribe=...)
-    match_reply(templates, text, *, channel=None, builtins=DEFAULT_BUILTINS,
-                anywhere=False) -> ReplyDecision | None
-"""
+"""Keyword matching for incoming messages (MO): reply templates and opt-out words, as pure
+functions over data (the rules: ``gateway/report/README.md``)."""
 
 from __future__ import annotations
 
@@ -141,7 +109,7 @@ def match_reply(
     templates: Iterable[ReplyTemplate], text: str, *, channel: str | None = None,
     builtins: BuiltinKeywords | None = DEFAULT_BUILTINS, anywhere: bool = False,
 ) -> ReplyDecision | None:
-    """The decision for an MO ``text`` (see the module doc for the rules); None: nothing to do."""
+    """The decision for an MO ``text`` (the rules: ``gateway/report/README.md``); None: nothing to do."""
     message_words = words(text)
     best: tuple[ReplyTemplate, str] | None = None
     for template in templates:

@@ -1,77 +1,6 @@
-"""Incoming messages (MO) from vendors: reassemble, store, answer, opt out, pass on.
-
-Which partner owns an MO
-------------------------
-An MO names only the subscriber (``source_addr``) and the number or sender ID
-it was sent to (``destination_addr``). Herald gives it to the partner of the
-**newest MT sent to that subscriber from that sender** (``messages.destination
-= source AND messages.sender = destination``, newest ``created_at``; index
-``messages_destination_sender``). With no such MT the MO is stored without an
-owner and nothing else happens. A shared virtual number therefore belongs, per
-subscriber, to whoever wrote to them last.
-
-What happens, in order
-----------------------
-1. Parts (UDH concatenation or SAR TLVs) are stored in ``mo_parts`` (0361)
-   before they are answered, so a restart loses none: the vendor does not
-   resend parts it saw acknowledged. Each set is serialised by a transaction
-   advisory lock on its key, so whichever part completes it sees all the others.
-   The message is joined in sequence order and decoded with the first part's
-   ``data_coding``; the parts are marked taken in the transaction that stores
-   the message, so two processes (or a repeated last part) store it once. Taken
-   parts are kept one more timeout: a part the vendor repeats (same payload)
-   is then recognised and ignored, while a different payload under the same
-   reference starts a new set.
-   A set still incomplete ``reassembly_timeout`` seconds after its first part
-   (checked as MO arrive, and on a timer by :mod:`gateway.runtime.housekeeping` through
-   :meth:`MoHandler.expire_parts`) is stored as
-   an incomplete MO (``complete`` false, ``parts`` = parts received) and not
-   acted on: a fragment must not trigger a keyword. A set found complete then
-   (its last part committed just before a crash) is processed normally.
-2. One transaction: the ``mo_messages`` row; the HTTP callback with the
-   ``message`` field when the MT asked for MO (``acceptMO``) and has a callback
-   URL (:func:`gateway.report.callbacks.enqueue_mo`); a ``deliver_sm`` for the SMPP
-   account that sent the MT (``smpp_outbox``); a SUBSCRIBE action lifts the
-   stop-list entry.
-3. The reply of the matching template (:func:`gateway.report.keywords.match_reply`;
-   built-in STOP/START words act without a template) goes through the pipeline
-   like any message, billed to the partner with the label "Reply to MO".
-4. An UNSUBSCRIBE action adds the subscriber to the partner's stop list for
-   that sender — after the reply, so a confirmation still reaches them.
-
-The vendor's ``deliver_sm`` is answered after all of it, so a crash before the
-answer means the vendor sends the MO again (at least once; a repeat is stored
-twice).
-
-Binary MO
----------
-An MO Herald cannot read as text — a binary ``data_coding`` (8-bit data 0x02/0x04,
-and the others :func:`smpp.encoding.alphabet_of` calls binary), or a UDH holding
-elements other than concatenation (application ports, …; or a UDH that does not
-parse) — is kept octet for octet, as the SMPP server keeps binary submits:
-``mo_messages.text`` holds the octets as hex, ``encoding`` is ``binary`` and
-``data_coding`` / ``udhi`` say how they came (migration 0420; a text MO has
-``encoding`` NULL). No keyword or reply template is matched against it. Binary
-parts joined by concatenation alone are reassembled like text (the joined
-payload, without UDH); a PDU whose UDH holds other elements is one MO by itself,
-its UDH included in the octets (with its concatenation element, if any: the
-client reassembles, as it would from the carrier). It is passed on as it came:
-the SMPP client gets a ``deliver_sm`` with the original ``data_coding``, the UDHI
-bit when there is a UDH, and the octets; the HTTP callback's ``message`` is the
-hex of the octets, with ``"encoding": "binary"``, ``"dataCoding"`` and ``"udhi"``
-added (:func:`gateway.report.callbacks.enqueue_mo`). A text MO's callback is unchanged.
-
-Public API::
-
-    MoHandler(pool, pipeline, *, notify=None, reassembly_timeout=60.0)
-        await receive_pdu(vendor_id, pdu) -> int | None      # command_status to answer
-        await receive(vendor_id, source, destination, text, parts=1) -> MoResult
-        await expire_parts(now=None) -> list[MoResult]       # sets older than the timeout
-    join_parts(rows, total) -> (text, parts, complete)       # pure (hex when binary)
-    mo_content(payload, data_coding) -> MoContent            # pure: text, or binary octets
-    load_templates(conn, partner_id) -> list[ReplyTemplate]
-    add_template(conn, partner_id, keywords, reply_text, *, priority=5, action="none") -> int
-"""
+"""Incoming messages (MO) from vendors: reassemble, store, pass on to the client, reply
+from a template, opt out. Who owns an MO and the order of it all:
+``gateway/report/README.md``."""
 
 from __future__ import annotations
 
@@ -265,7 +194,7 @@ def outbox_row(account_id: int, source: str, destination: str, content: MoConten
 
 
 class MoHandler:
-    """Receives MO for the vendor connectors (see the module doc)."""
+    """Receives MO for the vendor connectors (``gateway/report/README.md``)."""
 
     def __init__(
         self, pool: asyncpg.Pool, pipeline, *, notify: Callable[[int], None] | None = None,
@@ -334,7 +263,7 @@ class MoHandler:
     async def receive(
         self, vendor_id: int | None, source: str, destination: str, text: str, parts: int = 1,
     ) -> MoResult:
-        """Store and act on one whole text MO (see the module doc)."""
+        """Store and act on one whole text MO (``gateway/report/README.md``)."""
         result = await self._receive(vendor_id, source, destination, MoContent(text), parts)
         assert result is not None
         return result

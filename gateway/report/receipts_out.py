@@ -1,13 +1,5 @@
-"""The receipts SMPP clients asked for: the ``deliver_sm`` a status change owes, and its rows.
-
-A message that came over SMPP and asked for a receipt (``registered_delivery``,
-SMPP 3.4 §5.2.17: bit 0 always, bit 1 on failure only) gets a row in
-``smpp_outbox`` when it ends: a ``deliver_sm`` with the Appendix B receipt text
-and the ``receipted_message_id`` / ``message_state`` TLVs
-(:func:`receipt_row`), written by :func:`gateway.report.status.status_changed`
-and sent by :class:`gateway.report.smpp_outbox.OutboxDispatcher` when one of
-the client's receivers is bound, now or after it comes back.
-"""
+"""The receipts SMPP clients asked for: the ``deliver_sm`` a status change owes (SMPP 3.4
+§5.2.17 and Appendix B), and its rows in ``smpp_outbox``."""
 
 from __future__ import annotations
 

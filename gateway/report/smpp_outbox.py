@@ -1,12 +1,5 @@
-"""Receipts and MO to SMPP clients: the ``smpp_outbox`` dispatcher.
-
-Rows of ``smpp_outbox`` (written by :mod:`gateway.report.receipts_out` and
-:mod:`gateway.report.mo`) are claimed for the accounts with a receiver bound in
-this process and sent as ``deliver_sm``; a row is deleted only on an OK
-``deliver_sm_resp``, otherwise tried again later, so a client away loses nothing.
-A receipt for a client bound in this process skips the claim: it is written
-already claimed by this dispatcher and handed over once committed.
-"""
+"""Receipts and MO to SMPP clients: the dispatcher that sends ``smpp_outbox`` rows to the
+receivers bound to this process, deleting a row only once answered OK."""
 
 from __future__ import annotations
 
@@ -31,7 +24,7 @@ log = logging.getLogger("herald.smpp")
 
 
 class OutboxDispatcher(PollLoop):
-    """Pushes ``smpp_outbox`` rows to bound receivers of their accounts (see the module doc)."""
+    """Pushes ``smpp_outbox`` rows to bound receivers of their accounts."""
 
     name = "smpp-outbox"
 

@@ -1,11 +1,6 @@
-"""What a status change causes besides the message row, in one function.
-
-Everything that moves a message's status calls :func:`status_changed` in the
-transaction that moved it, so the effects commit with the status or not at
-all: the send workers and the receipt writers (:mod:`gateway.send.delivery`),
-the SMPP server taking back a queued message (cancel, replace), and the
-cascade job ending a Viber message it never sent.
-"""
+"""What a status change causes besides the message row, in one function called in the
+transaction that moved the messages: callbacks, money, SMPP receipts (handed over after
+the commit to a client bound here), the cascade (``gateway/report/README.md``)."""
 
 from __future__ import annotations
 

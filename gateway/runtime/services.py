@@ -2,7 +2,7 @@
 
 Two kinds of lifecycle:
 
-* :func:`install` adds the message pipeline (and its group-commit writer) to
+* :func:`install` adds the message pipeline (and its message writer) to
   the application's ``cleanup_ctx``: it starts with the application, before any
   request is served, and stops after the HTTP server drained its requests, so
   the writer commits what is waiting before the pool closes. Anything running

@@ -1,57 +1,6 @@
-"""Carrier connectors: one SMPP bind per vendor, fed from the durable send queue.
-
-For each enabled SMPP vendor (``billing.vendors``) a :class:`VendorConnector` holds
-
-* an :class:`smpp.client.SmppClient` bound with the vendor's settings, its window
-  the vendor's ``window_size``, and as its throttle a Redis
-  :class:`gateway.base.ratelimit.TokenBucket` named after the vendor: every process
-  takes its tokens from the same bucket, so together they never exceed the
-  vendor's TPS. Each PDU (each part of a long message) takes one token; a
-  process fetches them in chunks of at most 1/20 s of the rate (so a burst at
-  the vendor is at most the bucket's burst plus one chunk per process);
-* a :class:`gateway.send.delivery.SendWorker` that claims only while the bind is up
-  (a vendor that is down leaves its queue untouched instead of burning
-  attempts), and whose ``send`` maps what the vendor answered:
-
-  ==========================================  =====================================
-  ``submit_sm_resp`` OK                        Accepted (SENT, vendor id recorded)
-  ESME_RTHROTTLED, RMSGQFUL, RX_T_APPN, SYSERR  Retry, with backoff
-  no answer (link dropped, timeout): UNKNOWN   Retry — the vendor may have it: a
-                                               duplicate is possible, a loss is not
-  any other error status                        Failover to the next vendor of the
-                                               route; none left: FAILED + refund
-  ==========================================  =====================================
-
-* receipts (``deliver_sm`` marked as receipts) → :class:`gateway.send.delivery.ReceiptWriter`,
-  answered only after the status change committed;
-* MO messages → :class:`gateway.report.mo.MoHandler`.
-
-Long messages: text the pipeline counted as N parts is split here
-(:func:`smpp.segments.split_message`, 8-bit UDH reference) and each part is a
-``submit_sm``; the message is SENT when any part was accepted (re-sending the
-accepted parts would duplicate them), and its match keys cover every part's id,
-so whichever part's receipt comes first settles the message. A part that an
-SMPP client split itself (its ``concat_*`` fields, see :mod:`gateway.intake.smpp_submits`)
-goes out with the same concatenation header.
-
-Exclusive binds: a vendor marked ``exclusive_bind`` (a carrier that allows one
-session per account) is bound by one Herald process at a time. The process that
-binds it holds ``pg_try_advisory_lock(bind_lock_key(vendor))`` on a pool
-connection kept for as long as it owns the bind; the others stay in standby
-(their send workers claim nothing) and try the lock again every
-``ConnectorOptions.lock_retry`` seconds. When the owner dies its connection
-closes, PostgreSQL releases the lock and a standby process binds. An owner that
-loses its lock connection unbinds at once, so two binds overlap for at most the
-time it takes to notice.
-
-A connector always binds out: a carrier's ``outbind`` (SMPP 3.4 §4.1.7, the
-carrier asking Herald to bind) is not supported, since taking it would need a
-listening socket per vendor.
-
-:class:`Connectors` is the process service: it starts a connector per vendor,
-re-reads the vendor list every ``refresh`` seconds (new, changed, disabled
-vendors), and owns the shared receipt writer and MO handler.
-"""
+"""Carrier connectors: one SMPP bind per vendor, fed from the send queue, with its
+throttle, receipts and MO; exclusive binds held through an advisory lock. What each
+vendor answer leads to: ``gateway/send/README.md``."""
 
 from __future__ import annotations
 

@@ -1,35 +1,6 @@
-"""Delivery: from the send queue to a vendor, and what vendors report back.
-
-:class:`SendWorker` is the loop between :mod:`gateway.store.queue` and a transport.
-It claims a bounded batch, waits for the vendor's token bucket, calls
-``send(claim)`` — the transport: an SMPP client bind, the Viber provider
-client — and records the answers, grouped into few transactions: the queue
-rows, the message statuses and what the changes cause
-(:func:`gateway.report.status.status_changed`) commit together.
-
-``send`` answers with one of:
-
-* :class:`Accepted` — the vendor took it (``submit_sm_resp`` OK): SENT, vendor id recorded.
-* :class:`Retry` — try the same vendor later (throttled, window full, timeout).
-  After ``max_attempts`` on one vendor it becomes a failover.
-* :class:`Failover` — this vendor cannot take it: next vendor of the route, or FAILED.
-* :class:`Rejected` — nobody will take it (bad destination…): FAILED now.
-
-An exception from ``send`` counts as a :class:`Retry`. A transport may also give
-``start(claim)``, ``send`` in two steps (write now, the future of the answer): a
-started worker then sends its batch without a task per message, and records the
-answers that arrive together as one group-commit request (one alone again if that
-request fails, so a message's trouble never sends its neighbours again). A message whose
-``valid_until`` has passed is not sent: it becomes UNDELIVERED (expired).
-A message already final when claimed (a late duplicate) is just dropped from the queue.
-
-:func:`record_receipt` is the other direction: a delivery receipt, matched on the
-vendor's message id (see :func:`gateway.store.messages.apply_receipt`), applied
-with its effects in one transaction. :class:`ReceiptWriter` does the same for
-receipts arriving from many binds at once, grouping them into few transactions.
-Given this process's SMPP ``outbox``, both the worker and the writer hand the
-receipts of clients bound here to it once their transaction committed.
-"""
+"""Delivery: send workers between the send queue and a transport, and the receipt writer
+for what vendors report back; each outcome and receipt commits with its effects.
+How answers map to statuses: ``gateway/send/README.md``."""
 
 from __future__ import annotations
 
@@ -154,7 +125,7 @@ class ReceiptWriter(GroupCommit[ReceiptUpdate, "Message | None"]):
 
 
 class SendWorker(PollLoop):
-    """Claims queued messages and hands them to ``send`` (see the module doc).
+    """Claims queued messages and hands them to ``send`` (``gateway/send/README.md``).
 
     Outcomes are recorded through a :class:`~gateway.store.commit.GroupCommit`, so the
     answers of many sends share one transaction without any send waiting for

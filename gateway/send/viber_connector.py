@@ -1,57 +1,5 @@
-"""Viber connectors: the send queue to Viber providers over HTTP, and their status reports back.
-
-For each enabled Viber vendor over HTTP (``billing.vendors``: ``channel='viber'``,
-``protocol='http'``, ``http_base_url``, ``http_token``) a :class:`ViberVendor` holds
-
-* a :class:`viber.client.ViberClient` on the vendor's base URL and token
-  (one aiohttp session shared by every vendor of the process);
-* a :class:`gateway.send.delivery.SendWorker` claiming that vendor's queue rows, at
-  most ``window_size`` requests in flight, each taking one token of the
-  vendor's Redis :class:`gateway.base.ratelimit.TokenBucket` (the one an SMPP vendor
-  uses: ``vendor:<id>``), so all processes together keep to its TPS; its
-  ``send`` maps the provider's answer:
-
-  ===========================================  ======================================
-  200/201/202 with a message id                 Accepted (SENT, provider id recorded)
-  429 (Retry-After honoured), 5xx, timeout,     Retry, with backoff — a duplicate is
-  dropped connection, unreadable answer          possible, a loss is not
-  other 4xx                                     Failover to the next vendor of the route;
-                                                none left: FAILED + refund
-  a message that cannot be built                Rejected: FAILED + refund
-  a cascade claimed after it fell due           Rejected: FAILED + refund, not sent
-  (:func:`gateway.report.cascade.fallback_due`)         (its SMS goes instead)
-  ===========================================  ======================================
-
-:class:`ViberConnectors` (a service) starts one per vendor and follows the
-vendor table (added, changed, disabled vendors) every ``refresh`` seconds.
-Its timings are :class:`ViberOptions`; in a process, :meth:`ViberOptions.from_settings`
-(``HERALD_VIBER_TIMEOUT``, ``HERALD_VIBER_MAX_ATTEMPTS``, ``HERALD_VIBER_BACKOFF_CAP``,
-``HERALD_VIBER_REFRESH``, and ``HERALD_VENDOR_LEASE`` as for every vendor).
-
-Status reports arrive at ``POST /api/viber/status/{vendor_id}`` (:func:`status_webhook`,
-routed by :func:`setup`), authenticated by the vendor's own token. A report is
-matched on the provider's message id and applied through a
-:class:`gateway.send.delivery.ReceiptWriter` — the same path as an SMPP receipt: the
-status change and what it causes (the HTTP callback to the API key's URL with
-channel ``VIBER``, billing, the cascade: :func:`gateway.report.status.status_changed`)
-commit together. A report for a message whose provider id is not recorded yet (it
-overtook our own record of the send) is looked for again briefly, then kept in
-``early_receipts`` for housekeeping, and only then answered 200.
-
-Provider report → event: delivered → DELIVERED, seen → SEEN (also after
-DELIVERED), undelivered → UNDELIVERED, expired → UNDELIVERED (expired),
-failed → FAILED (refunded: the provider sent nothing).
-
-Public API::
-
-    ViberOptions(...), ViberOptions.from_settings(settings)
-    viber_message(message, now=None) -> ViberMessage     # pure
-    classify(exc) -> SendResult                          # pure: a provider error's answer
-    report_event(status) -> Event                        # pure
-    ViberVendor(pool, redis, vendor, session=, options=) .start() .stop() .send(claim)
-    ViberConnectors(pool, redis, options=)               # service: start(), stop(), sync(), notify()
-    setup(app)                                           # the webhook route and its receipt writer
-"""
+"""Viber connectors: the send queue to Viber providers over HTTP, and the status
+webhook that brings their reports back (``gateway/send/README.md``)."""
 
 from __future__ import annotations
 
@@ -163,7 +111,7 @@ def viber_message(message: Message, now: datetime | None = None) -> ViberMessage
 
 
 def classify(exc: ProviderError) -> SendResult:
-    """The SendWorker answer for a provider error (see the module doc's table)."""
+    """The SendWorker answer for a provider error (the table in ``gateway/send/README.md``)."""
     if isinstance(exc, Throttled):
         return Retry(exc.message, delay=exc.retry_after)
     if isinstance(exc, Permanent):

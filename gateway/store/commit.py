@@ -1,22 +1,6 @@
-"""Group commit: many producers, one transaction per few milliseconds.
-
-A message is acknowledged to its sender (SMPP ``submit_sm_resp``, the HTTP
-answer) only once its row is committed. Committing each message alone costs a
-WAL flush per message; committing them together costs one per batch.
-:class:`GroupCommit` takes ``submit(items)`` from many tasks and calls
-``commit(conn, batch)`` rarely, one transaction per batch, then answers every
-producer. While a batch is being written the next one gathers (until that write
-ends, ``max_rows`` are waiting, or ``max_delay`` passed); an idle engine starts
-at once, so a quiet system pays no batching delay. A batch that fails fails its
-producers: nothing is acknowledged without its row. If it held several
-producers' requests, each is written again alone, so one producer's bad data
-does not fail its neighbours; a request is never split.
-
-Users: the message writer (:mod:`gateway.accept.writer`), the send workers'
-outcomes and the receipt writers (:mod:`gateway.send.delivery`). A producer
-cancelled while waiting may still see its items committed (the batch is on its
-way); callers that retry must tolerate that.
-"""
+"""Group commit: many producers, one transaction per few milliseconds (``GroupCommit``);
+a message is acknowledged only once committed. How batches form and fail:
+``gateway/store/README.md``."""
 
 from __future__ import annotations
 

@@ -1,57 +1,8 @@
-"""Messages (EDRs): the row per accepted message, its statuses and their SQL.
+"""Messages (EDRs): the row per accepted message, its status machine, and their SQL.
 
-The status machine
-------------------
-A message moves PREPARED → BILLED → SENT → DELIVERED | UNDELIVERED | FAILED,
-and a Viber message may end SEEN. ``TRANSITIONS`` is the whole machine as data
-(in the manner of h11's state table): for each status, the events it accepts
-and the status each leads to. :func:`next_status` reads it.
-
-Two rules shape the table:
-
-* Never backwards. A late ``sent`` after ``delivered`` is ignored: carriers
-  often send the receipt before we have processed the submit response. So
-  events may skip statuses forward (BILLED + ``delivered`` → DELIVERED), but a
-  final status accepts nothing except ``seen`` (Viber reports it after delivery).
-* Idempotent. Repeating an event that was already applied changes nothing;
-  :func:`next_status` answers ``None`` ("no transition") and the SQL update,
-  guarded by ``WHERE status = ANY(allowed_from)``, matches no row.
-
-Public API (all functions take an asyncpg connection; none opens a transaction)
-------------------------------------------------------------------------------
-* ``new_message_id() -> uuid.UUID`` — time-ordered UUIDv7, the client's transaction id;
-  ``new_message_ids(count)`` draws a batch's at once.
-* ``NewMessage`` — what a producer hands to :mod:`gateway.store.commit` to be stored.
-* ``insert_messages(conn, msgs)`` — COPY a batch (used by the group-commit writer), in
-  PostgreSQL's binary format written here (``copy_messages_binary``), else by asyncpg.
-* ``get_message(conn, id) -> Message | None``
-* ``apply_event(conn, id, event, *, at=None, error_code=None, error_text=None) -> Message | None``
-  — the updated row when the event moved the status, else None.
-* ``mark_sent(conn, id, *, vendor_id, vendor_message_id, keys=None, at=None)
-  -> Message | None`` — records the vendor's id always, moves to SENT if allowed.
-* ``apply_receipt(conn, vendor_id, receipt_message_id, event, *, keys=None, at=None,
-  error_code=None, error_text=None) -> Message | None`` — a delivery receipt.
-* ``find_by_vendor_id(conn, vendor_id, receipt_message_id, keys=None) -> Message | None``
-* Batches, one statement per kind (results in input order, None = did not move):
-  ``mark_sent_many(conn, [SentUpdate])``, ``apply_events(conn, [EventUpdate])``,
-  ``apply_receipts(conn, [ReceiptUpdate])``.
-* ``list_for_partner(conn, partner_id, *, limit, before=None, ...) -> list[Message]``
-  — keyset pagination, newest first; pass ``page_cursor(last)`` to get the next page.
-
-Receipts are matched with the rule of :mod:`smpp.receipts` ("Matching message
-ids"): the vendor's id in ``submit_sm_resp`` and the one quoted in the receipt
-match when their ``message_id_keys`` intersect (hex answered and decimal
-reported still match); among several candidates the one with the same normal
-form wins, then the newest. For a vendor whose id formats are known, pass
-``keys=[message_id_key(id, fmt)]`` on both sides for one exact key.
-
-Storage choices (UUIDv7 ids, indexes) are explained at the top of migration
-``0300_messages.sql``; the monthly partitions keyed on the id, in ``0700_messages_partitioned.sql``
-and :mod:`gateway.store.partitions`.
-
-Enqueue the HTTP callback for a status change (:func:`gateway.report.callbacks.enqueue_dlr`)
-in the same transaction as :func:`apply_event` so the two commit together.
-"""
+All functions take a connection and open no transaction: the caller's moves the
+message together with what the move causes. The status rules and the storage
+choices: ``gateway/store/README.md``."""
 
 from __future__ import annotations
 

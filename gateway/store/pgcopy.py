@@ -1,12 +1,6 @@
-"""Rows for PostgreSQL's binary COPY, written by Herald: the messages and the send queue.
-
-asyncpg encodes each value of each row on its own; a batch of messages mostly
-repeats the previous row's values in all but a few columns, so :class:`CopyTable`
-encodes those once while they repeat. Each value is written exactly as asyncpg
-writes it (its pgproto codecs); a value of a type the encoder is not sure of
-sends the whole batch through asyncpg instead (:func:`copy`), with asyncpg's
-own errors. The wire format: the PostgreSQL manual, COPY, "Binary Format".
-"""
+"""PostgreSQL's binary COPY, written by Herald for the messages and the send queue: each
+value exactly as asyncpg writes it, the columns that repeat encoded once while they
+repeat, and asyncpg's own COPY for a value the encoder is not sure of."""
 
 from __future__ import annotations
 

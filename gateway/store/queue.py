@@ -1,35 +1,5 @@
-"""The durable send queue in PostgreSQL (table ``send_queue``, migration 0301).
-
-Each queued message carries its route: the vendor ids to try, in failover
-order, and the position of the vendor being tried. Any number of workers, in
-any number of processes, claim due rows with ``FOR UPDATE SKIP LOCKED``; a
-claim is a lease: it sets ``claimed_by`` and pushes ``not_before`` to the end
-of the lease, so the rows of a worker that died come back to the queue when
-its lease ends, with no cleanup job. Workers hold only what they claimed (at
-most ``limit`` rows per call), never the whole queue.
-
-Every call after a claim names the worker and only acts if that worker still
-holds the row: a worker whose lease ran out cannot complete a row another
-worker has claimed since.
-
-Public API (connection first; call inside the transaction that also updates the
-message, e.g. ``mark_sent`` + ``complete``, ``apply_event(FAILED)`` + ``fail``)::
-
-    enqueue(conn, [(message_id, route), ...]) -> None        # done by gateway.store.commit
-    enqueue(conn, [(message_id, route, not_before), ...])    # not claimable before (None: now)
-    insert_and_enqueue(conn, new_messages) -> None           # store them, queue those with a route
-    claim(conn, worker_id, limit, vendor_id=None, lease=30.0) -> list[Claim]
-    complete(conn, worker_id, message_id) -> bool             # vendor accepted it
-    complete_many(conn, worker_id, message_ids) -> set[UUID]  # the ids that were still ours
-    retry_later(conn, worker_id, message_id, delay, error=None) -> bool
-    failover(conn, worker_id, message_id, error=None) -> Claim | None   # next vendor in route
-    fail(conn, worker_id, message_id, error=None) -> bool     # give up: row removed
-    release(conn, worker_id, message_ids) -> int              # shutting down: back to the queue
-    extend_lease(conn, worker_id, message_ids, lease) -> int  # a send that takes long
-    depth(conn, vendor_id=None) -> int
-    backoff(attempt, base=1.0, cap=300.0, rand=random.random) -> float   # pure
-    new_worker_id() -> str
-"""
+"""The durable send queue in PostgreSQL (table ``send_queue``, migration 0301): each
+message with its route, claimed by workers under a lease (``gateway/store/README.md``)."""
 
 from __future__ import annotations
 
