@@ -264,54 +264,83 @@ def where(partner_id: int, flt: ContactFilter) -> tuple[str, list[Any]]:
     return " AND ".join(clauses), args
 
 
+# How many of the newest rows (past the page's position) a filtered page first looks through
+# in id order before it asks the indexes of its filters instead. See list_page.
+NEAR_ROWS = 20_000
+
+
+def _filtered(flt: ContactFilter) -> bool:
+    return any((flt.phone, flt.group_ids, flt.first_name, flt.last_name, flt.comments, flt.gender,
+                flt.birth_date, flt.created, flt.updated, flt.user_id is not None, flt.custom,
+                flt.ids, flt.nothing))
+
+
 async def list_page(conn: Conn, partner_id: int, flt: ContactFilter, *,
                     after: tuple | None = None, before: tuple | None = None,
                     limit: int = 25) -> list[Contact]:
-    """Newest first, after (or before) a contact id; with ``before`` still newest first."""
-    clause, args = where(partner_id, flt)
+    """Newest first, after (or before) a contact id; with ``before`` still newest first.
+
+    A filtered page is read in two steps. The planner assumes matching rows
+    are spread evenly over the ids, so it walks the (partner_id, id) index
+    from the newest row and filters as it goes; when the matches are all old
+    (an imported group filtered by a phone prefix) that walk reads the whole
+    table. So the walk is first bounded to the ``NEAR_ROWS`` rows after the
+    position; if they do not fill the page, the rest comes from the filters'
+    own indexes (GIN on groups and fields, the phone range), sorted by id:
+    cheap, since a filter that found fewer than a page in 20,000 rows is selective.
+    """
     at_after = after[0] if after and len(after) == 1 and valid_id(after[0]) else None
     at_before = before[0] if before and len(before) == 1 and valid_id(before[0]) else None
-    if at_after is None and at_before is not None:
-        args += [at_before, limit]
-        rows = await conn.fetch(
-            f"""SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause} AND c.id > ${len(args) - 1}
-                ORDER BY c.id LIMIT ${len(args)}""", *args)
-        rows = list(reversed(rows))
-    elif at_after is not None:
-        args += [at_after, limit]
-        rows = await conn.fetch(
-            f"""SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause} AND c.id < ${len(args) - 1}
-                ORDER BY c.id DESC LIMIT ${len(args)}""", *args)
+    backwards = at_after is None and at_before is not None
+    clause, args = where(partner_id, flt)
+    n = len(args)
+    if backwards:
+        position, order, cmp, near_op = at_before, "ASC", ">", "<="
     else:
-        args.append(limit)
-        rows = await conn.fetch(
-            f"""SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause}
-                ORDER BY c.id DESC LIMIT ${len(args)}""", *args)
+        position, order, cmp, near_op = at_after, "DESC", "<", ">="
+    past = f" AND c.id {cmp} ${n + 2}" if position is not None else ""
+    select = f"SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause}{past}"
+    extra = [position] if position is not None else []
+    if not _filtered(flt):
+        rows = await conn.fetch(f"{select} ORDER BY c.id {order} LIMIT ${n + 1}", *args, limit, *extra)
+    else:
+        bound = await conn.fetchval(
+            f"""SELECT c.id FROM contacts c WHERE c.partner_id = $1{past.replace(f"${n + 2}", "$3")}
+                ORDER BY c.id {order} OFFSET $2 LIMIT 1""",
+            partner_id, NEAR_ROWS, *extra)
+        if bound is None:
+            rows = await conn.fetch(f"{select} ORDER BY c.id {order} LIMIT ${n + 1}", *args, limit, *extra)
+        else:
+            at = f"${n + len(extra) + 2}"
+            rows = await conn.fetch(f"{select} AND c.id {near_op} {at} ORDER BY c.id {order} LIMIT ${n + 1}",
+                                    *args, limit, *extra, bound)
+            if len(rows) < limit:
+                # "c.id + 0": not the id index's order, so the filters' indexes are used
+                rows += await conn.fetch(
+                    f"{select} AND c.id {cmp} {at} ORDER BY c.id + 0 {order} LIMIT ${n + 1}",
+                    *args, limit - len(rows), *extra, bound)
+    if backwards:
+        rows = list(reversed(rows))
     return [_contact(r) for r in rows]
 
 
 async def stream(conn: asyncpg.Connection, partner_id: int, flt: ContactFilter, *,
-                 batch: int = 2000) -> AsyncIterator[Contact]:
-    """Every contact the filter matches, newest first, read in batches by id (an export).
+                 prefetch: int = 2000) -> AsyncIterator[Contact]:
+    """Every contact the filter matches, newest first, from one cursor (an export).
 
-    Each batch is its own short query: no transaction stays open for the whole
-    download, however slow the client reads.
+    One plan for the whole export (the planner picks the filters' indexes or
+    the id order as the filter asks), read ``prefetch`` rows at a time in a
+    read-only transaction that stays open while the download lasts.
     """
     clause, args = where(partner_id, flt)
-    n = len(args)
-    first = f"""SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause}
-                ORDER BY c.id DESC LIMIT ${n + 1}"""
-    more = f"""SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause} AND c.id < ${n + 2}
-               ORDER BY c.id DESC LIMIT ${n + 1}"""
-    last = None
-    while True:
-        rows = await (conn.fetch(first, *args, batch) if last is None
-                      else conn.fetch(more, *args, batch, last))
-        for row in rows:
+    sql = f"SELECT {_COLUMNS}, {_BLOCKED} FROM contacts c WHERE {clause} ORDER BY c.id DESC"
+    if conn.is_in_transaction():
+        async for row in conn.cursor(sql, *args, prefetch=prefetch):
             yield _contact(row)
-        if len(rows) < batch:
-            return
-        last = rows[-1]["id"]
+        return
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        async for row in conn.cursor(sql, *args, prefetch=prefetch):
+            yield _contact(row)
 
 
 async def count(conn: Conn, partner_id: int, flt: ContactFilter) -> int:

@@ -193,6 +193,7 @@ CREATE TABLE contact_imports (
     -- progress and result
     rows_total    bigint NOT NULL DEFAULT 0,
     rows_done     bigint NOT NULL DEFAULT 0,
+    progress      smallint NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
     added         bigint NOT NULL DEFAULT 0,
     updated       bigint NOT NULL DEFAULT 0,
     skipped       bigint NOT NULL DEFAULT 0,

@@ -211,3 +211,23 @@ async def test_stop_list_screen_lists_numbers_with_and_without_contacts(conn, te
     assert [b.msisdn for b in await stoplist.list_page(conn, partner_id, sender="promo")] == ["447700900009"]
     assert await stoplist.unblock(conn, partner_id, ["447700900009"], ["Promo"]) == 1
     assert [b.msisdn for b in await stoplist.list_page(conn, partner_id)] == ["447700900001"]
+
+
+async def test_filtered_pages_find_old_rows_past_the_near_window(conn, tenant, monkeypatch):
+    """A filter whose matches are all old is served from the filters' indexes, in order."""
+    partner_id, user_id = tenant
+    monkeypatch.setattr(contacts, "NEAR_ROWS", 3)
+    group = await groups.create(conn, partner_id, name="G")
+    old = [await contacts.create(conn, partner_id, ContactInput(f"3460000000{n}", (group.id,)), user_id=user_id)
+           for n in range(5)]
+    for n in range(8):
+        await contacts.create(conn, partner_id, ContactInput(f"4477009000{n:02d}", (group.id,)), user_id=user_id)
+    flt = ContactFilter(phone="346")
+    first = await contacts.list_page(conn, partner_id, flt, limit=2)
+    assert [c.id for c in first] == [old[4].id, old[3].id]
+    second = await contacts.list_page(conn, partner_id, flt, after=(first[-1].id,), limit=2)
+    assert [c.id for c in second] == [old[2].id, old[1].id]
+    back = await contacts.list_page(conn, partner_id, flt, before=(second[0].id,), limit=2)
+    assert [c.id for c in back] == [c.id for c in first]
+    streamed = [c.id async for c in contacts.stream(conn, partner_id, flt)]
+    assert streamed == [c.id for c in reversed(old)]
