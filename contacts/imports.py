@@ -311,7 +311,7 @@ async def get(conn: Conn, partner_id: int, import_id: int) -> Import:
 
 async def save_mapping(conn: asyncpg.Connection, partner_id: int, import_id: int, *,
                        header_row: bool, mapping: Sequence[str | None], mode: str, stop_mode: str,
-                       stop_senders: Sequence[str]) -> Import:
+                       stop_senders: Sequence[str], country: str | None = None) -> Import:
     job = await get(conn, partner_id, import_id)
     _must_be_draft(job)
     all_fields = await fieldmod.list_fields(conn, partner_id)
@@ -326,12 +326,21 @@ async def save_mapping(conn: asyncpg.Connection, partner_id: int, import_id: int
         raise Invalid(N_("Choose at least one sender ID, or All sender IDs."), field="stop_senders")
     row = await conn.fetchrow(
         f"""UPDATE contact_imports SET header_row = $3, mapping = $4, mode = $5, stop_mode = $6,
-                stop_senders = $7
+                stop_senders = $7, country = $8
             WHERE partner_id = $1 AND id = $2 AND status = 'draft' RETURNING {_COLUMNS}""",
-        partner_id, import_id, header_row, mapping, mode, stop_mode, senders)
+        partner_id, import_id, header_row, mapping, mode, stop_mode, senders, country)
     if row is None:
         raise NotFound("no such import")
     return _import(row)
+
+
+async def preset(conn: asyncpg.Connection, partner_id: int, import_id: int, *, stop_mode: str,
+                 stop_senders: Sequence[str], group_id: int | None) -> None:
+    """Choices a draft starts with (an import to the Stop List blocks every sender ID)."""
+    await conn.execute(
+        """UPDATE contact_imports SET stop_mode = $3, stop_senders = $4, group_id = $5
+           WHERE partner_id = $1 AND id = $2 AND status = 'draft'""",
+        partner_id, import_id, stop_mode, list(stop_senders), group_id)
 
 
 async def queue(conn: asyncpg.Connection, partner_id: int, import_id: int, group_id: int) -> Import:

@@ -105,3 +105,9 @@ def prefix_filter(text: str) -> str | None:
     if not digits:
         return ""
     return digits if digits.isdigit() and digits.isascii() else None
+
+
+def calling_code(country: str) -> str:
+    """The calling code of an ISO country (``GB`` → ``44``), "" when unknown."""
+    region = _region(country)
+    return region[0] if region else ""

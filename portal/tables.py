@@ -26,6 +26,7 @@ from aiohttp import web
 
 PREFS_SECTION = "tables"
 _KEY = re.compile(r"^[a-z][a-z0-9_.-]{0,40}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +36,17 @@ class Column:
     hideable: bool = True
     default: bool = True  # shown until the user says otherwise
     numeric: bool = False  # right-aligned
+    translate: bool = True  # False: ``label`` is a partner's own text (a custom field), shown as is
 
 
 @dataclass(frozen=True, slots=True)
 class Filter:
     key: str
     label: str  # message id
-    kind: str = "search"  # 'search' or 'select'
+    kind: str = "search"  # 'search', 'select' or 'date' (YYYY-MM-DD)
     choices: Sequence[tuple[str, str]] = ()  # (value, label message id) for 'select'
+    translate_choices: bool = True  # False: the choices' labels are a partner's own (group names)
+    translate: bool = True  # False: ``label`` is a partner's own text
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +208,8 @@ async def load(
     for flt in spec.filters:
         value = query.get(flt.key, "").strip()[:200]
         if flt.kind == "select" and value not in {v for v, _ in flt.choices}:
+            value = ""
+        elif flt.kind == "date" and not _DATE.match(value):
             value = ""
         filters[flt.key] = value
     after = decode_cursor(query.get("after", ""))

@@ -18,6 +18,7 @@ from gateway.base.app import SETTINGS
 from portal import csrf, i18n
 from portal.middleware import is_portal_request, portal_middleware
 from portal.pages import ROUTE_TABLES
+from portal.pages import imports as contact_imports
 from portal.render import CATALOGS, STATIC_DIR, STATIC_VERSIONS, static_versions
 from portal.sessions import RedisSessionStorage
 
@@ -48,6 +49,7 @@ def setup(app: web.Application) -> None:
     app.on_response_prepare.append(_cache_static)
     for table in ROUTE_TABLES:
         app.router.add_routes(table)
+    contact_imports.install(app)  # the background runner of contact imports
 
 
 async def _cache_static(request: web.Request, response: web.StreamResponse) -> None:

@@ -95,9 +95,11 @@
     var rows = Array.prototype.slice.call(card.querySelectorAll("[data-select-row]"));
     var count = card.querySelector("[data-bulk-count]");
     var actions = card.querySelectorAll("[data-bulk-action]");
+    var bar = card.querySelector("[data-bulk]");
     function update() {
       var n = rows.filter(function (r) { return r.checked; }).length;
       actions.forEach(function (b) { b.disabled = n === 0; });
+      if (bar) bar.classList.toggle("is-empty", n === 0);
       if (count) count.textContent = n ? count.getAttribute("data-template").replace("{n}", n) : "";
       if (all) { all.checked = n > 0 && n === rows.length; all.indeterminate = n > 0 && n < rows.length; }
     }
@@ -108,8 +110,16 @@
     rows.forEach(function (r) { r.addEventListener("change", update); });
     update();
 
-    // Column order: move rows of the settings list; hidden inputs follow the DOM order.
-    card.querySelectorAll("[data-move]").forEach(function (button) {
+    // Select filters apply at once.
+    card.querySelectorAll("[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
+  });
+
+  // Column order (table column menus, Contacts' Fields Control): arrows from the keyboard,
+  // or drag a row; the hidden "order" inputs follow the rows' order.
+  document.querySelectorAll(".column-list").forEach(function (list) {
+    list.querySelectorAll("[data-move]").forEach(function (button) {
       button.addEventListener("click", function () {
         var item = button.closest("[data-column]");
         if (button.getAttribute("data-move") === "up" && item.previousElementSibling) {
@@ -120,10 +130,24 @@
         button.focus();
       });
     });
-
-    // Select filters apply at once.
-    card.querySelectorAll("[data-autosubmit]").forEach(function (select) {
-      select.addEventListener("change", function () { select.form.submit(); });
+    var dragged = null;
+    list.querySelectorAll("[data-column]").forEach(function (item) {
+      item.addEventListener("dragstart", function (event) {
+        if (event.target.closest("input[type=text]")) return;
+        dragged = item;
+        item.classList.add("is-dragging");
+        event.dataTransfer.effectAllowed = "move";
+        event.dataTransfer.setData("text/plain", "");
+      });
+      item.addEventListener("dragend", function () { item.classList.remove("is-dragging"); dragged = null; });
+      item.addEventListener("dragover", function (event) {
+        if (!dragged || dragged === item || dragged.parentNode !== item.parentNode) return;
+        event.preventDefault();
+        var box = item.getBoundingClientRect();
+        var after = event.clientY > box.top + box.height / 2;
+        item.parentNode.insertBefore(dragged, after ? item.nextElementSibling : item);
+      });
+      item.addEventListener("drop", function (event) { event.preventDefault(); });
     });
   });
 
@@ -154,6 +178,61 @@
     });
     show(tabs[0].getAttribute("data-tab"));
   });
+
+  // Contact import: a drop zone around the file input, its size checked before the upload.
+  document.querySelectorAll("[data-dropzone]").forEach(function (zone) {
+    var input = zone.querySelector("input[type=file]");
+    var name = zone.querySelector("[data-file-name]");
+    var limit = parseInt(zone.getAttribute("data-max-bytes"), 10) || 0;
+    function show() {
+      var file = input.files && input.files[0];
+      if (!file) { name.textContent = ""; return; }
+      name.textContent = file.name;
+      if (limit && file.size > limit) {
+        name.textContent = file.name + " — " + zone.getAttribute("data-too-large");
+        input.setCustomValidity(zone.getAttribute("data-too-large"));
+      } else {
+        input.setCustomValidity("");
+      }
+    }
+    input.addEventListener("change", show);
+    ["dragenter", "dragover"].forEach(function (type) {
+      zone.addEventListener(type, function (event) { event.preventDefault(); zone.classList.add("is-over"); });
+    });
+    ["dragleave", "drop"].forEach(function (type) {
+      zone.addEventListener(type, function () { zone.classList.remove("is-over"); });
+    });
+    zone.addEventListener("drop", function (event) {
+      event.preventDefault();
+      if (event.dataTransfer && event.dataTransfer.files.length) {
+        input.files = event.dataTransfer.files;
+        show();
+      }
+    });
+    var form = zone.closest("form");
+    form.addEventListener("submit", function (event) {
+      if (!input.checkValidity()) { event.preventDefault(); input.reportValidity(); }
+    });
+  });
+
+  // A running contact import: follow its progress, then show the result page.
+  var importBox = document.querySelector("[data-import-progress][data-running]");
+  if (importBox && window.fetch) {
+    var bar = importBox.querySelector("[data-import-bar]");
+    var status = importBox.querySelector("[data-import-status]");
+    var poll = function () {
+      fetch(importBox.getAttribute("data-import-progress"), { credentials: "same-origin" })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          bar.value = data.progress;
+          bar.textContent = data.progress + "%";
+          status.textContent = data.status_text;
+          if (data.finished) { window.location.reload(); return; }
+          setTimeout(poll, 1000);
+        }, function () { setTimeout(poll, 3000); });
+    };
+    setTimeout(poll, 500);
+  }
 
   // A new CAPTCHA picture without losing what was typed.
   var refresh = document.querySelector("[data-captcha-refresh]");
