@@ -193,6 +193,20 @@ def outbox_row(account_id: int, source: str, destination: str, content: MoConten
     return OutboxRow(account_id, "mo", source, destination, 0, coding, data)
 
 
+async def _move_contact(conn: asyncpg.Connection, partner_id: int, source: str, decision,
+                        *, create_missing: bool) -> None:
+    """A template's group for the action: the subscriber's contact moves there (a subscribe
+    makes the number a contact of that group when it is none yet). See :mod:`contacts`."""
+    if decision is None or decision.group_id is None:
+        return
+    from contacts import contacts, phones
+
+    phone = phones.normalise(source)
+    if phone is not None:
+        await contacts.move_by_reply(conn, partner_id, phone, decision.group_id,
+                                     create_missing=create_missing)
+
+
 class MoHandler:
     """Receives MO for the vendor connectors (``gateway/report/README.md``)."""
 
@@ -326,6 +340,7 @@ class MoHandler:
                             self.notify(mt["smpp_account_id"])
                     if action == Action.SUBSCRIBE:
                         await stoplist.remove(conn, partner_id, source, destination)
+                        await _move_contact(conn, partner_id, source, decision, create_missing=True)
             reply_id = None
             if mt is not None and decision is not None and decision.reply_text:
                 reply_id = await self._reply(mt, source, destination, decision.reply_text)
@@ -334,6 +349,7 @@ class MoHandler:
                                        mo_id, reply_id)
             if mt is not None and action == Action.UNSUBSCRIBE:
                 await stoplist.add(conn, partner_id, source, destination, source="mo")
+                await _move_contact(conn, partner_id, source, decision, create_missing=False)
         return MoResult(mo_id, partner_id, action, reply_id, complete)
 
     async def _reply(self, mt: asyncpg.Record, to: str, sender: str, text: str) -> uuid.UUID | None:
