@@ -40,10 +40,10 @@ import asyncpg
 from contacts import contacts, export, fields, groups, imports
 from contacts.contacts import ContactFilter
 from contacts.runner import ImportRunner
-from gateway.app import open_pool
-from gateway.embedded import EmbeddedPostgres
-from gateway.migrate import migrate
-from gateway.seed import seed_system_owner
+from gateway.base.app import open_pool
+from gateway.base.embedded import EmbeddedPostgres
+from gateway.base.migrate import migrate
+from gateway.base.seed import seed_system_owner
 
 CITIES = ["London", "Leeds", "Bristol", "Glasgow", "Cardiff", "York", "Bath", "Derby", "Hull", "Perth"]
 FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Radia", "Tim"]

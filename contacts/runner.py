@@ -103,7 +103,7 @@ class ImportRunner:
         log.info("event=contact_import_started id=%s attempt=%s", import_id, attempts)
         self._current = import_id
         env = dict(os.environ, HERALD_IMPORT_DATABASE_URL=self.database_url)
-        from gateway.embedded import die_with_parent
+        from gateway.base.embedded import die_with_parent
 
         self._child = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "contacts.worker", str(import_id), env=env,

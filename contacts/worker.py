@@ -26,7 +26,7 @@ async def _renew(pool, import_id: int) -> None:
 
 
 async def main(import_id: int, database_url: str) -> int:
-    from gateway.app import open_pool
+    from gateway.base.app import open_pool
 
     pool = await open_pool(database_url, 3)
     renewer = asyncio.create_task(_renew(pool, import_id))

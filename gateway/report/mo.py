@@ -13,6 +13,8 @@ from datetime import datetime
 
 import asyncpg
 
+from contacts import contacts as contact_book
+from contacts import phones
 from gateway.accept import stoplist
 from gateway.accept.pipeline import Accepted, Submission
 from gateway.report import callbacks
@@ -199,11 +201,9 @@ async def _move_contact(conn: asyncpg.Connection, partner_id: int, source: str, 
     makes the number a contact of that group when it is none yet). See :mod:`contacts`."""
     if decision is None or decision.group_id is None:
         return
-    from contacts import contacts, phones
-
     phone = phones.normalise(source)
     if phone is not None:
-        await contacts.move_by_reply(conn, partner_id, phone, decision.group_id,
+        await contact_book.move_by_reply(conn, partner_id, phone, decision.group_id,
                                      create_missing=create_missing)
 
 

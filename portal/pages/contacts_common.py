@@ -18,10 +18,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from billing import senders as billing_senders
+from accounts import senders as billing_senders
 from config.errors import NotFound
 from contacts import export, phones, stoplist
-from gateway.app import DB
+from gateway.base.app import DB
 from portal import i18n
 from portal.auth import signed_in
 from portal.i18n import N_

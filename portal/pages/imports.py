@@ -22,7 +22,7 @@ from aiohttp import web
 from config.errors import HeraldError, Invalid, NotFound
 from contacts import fields, files, groups, imports, stoplist
 from contacts.runner import ImportRunner
-from gateway.app import DB, SETTINGS
+from gateway.base.app import DB, SETTINGS
 from portal import i18n, tables
 from portal.auth import login_required, signed_in
 from portal.i18n import N_

@@ -1,4 +1,4 @@
-"""Reply templates move the subscriber's contact between the partner's groups (gateway.mo)."""
+"""Reply templates move the subscriber's contact between the partner's groups (gateway.report.mo)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import asyncpg
 
 from contacts import contacts, groups, stoplist
 from contacts.contacts import ContactInput
-from gateway.mo import MoHandler
+from gateway.report.mo import MoHandler
 from tests.contacts.conftest import new_partner
 
 SUBSCRIBER = "447700900321"

@@ -93,7 +93,7 @@ async def test_group_pages(client, db, world):
     response = await post(client, "/contacts/groups", {"name": "vip", "description": "", "parent_id": ""},
                           token=token)
     assert response.status == 400 and "A group with this name exists." in await response.text()
-    vip = [g for g in await groups.all_groups(db, world.partner_id) if g.name == "VIP"][0]
+    vip = next(g for g in await groups.all_groups(db, world.partner_id) if g.name == "VIP")
     response = await post(client, f"/contacts/groups/{vip.id}/move", {"parent_id": str(world.group_id)},
                           token=token)
     assert response.status == 303
