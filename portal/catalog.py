@@ -30,6 +30,9 @@ EXTRA_SOURCES = (
     *(ROOT / "billing" / f"{name}.py" for name in ("vendors", "plans", "packs", "ledger", "refbook", "rates")),
     ROOT / "gateway" / "intake" / "smpp_accounts.py",
     ROOT / "gateway" / "accept" / "routing.py",  # route form errors (Admin Panel, Message routes)
+    # Contacts: field and group errors, import reasons, file refusals, labels.
+    *(ROOT / "contacts" / f"{name}.py" for name in (
+        "contacts", "fields", "groups", "imports", "files", "export")),
 )
 
 KEYWORDS = {

@@ -42,11 +42,13 @@ ERROR_TITLES = {
     404: N_("Page not found"),
     405: N_("Page not found"),
     409: N_("That clashes with something that exists"),
+    413: N_("That upload is too large"),
 }
 ERROR_TEXTS = {
     403: N_("You do not have access to this page, or the form expired. Go back, reload the page and try again."),
     404: N_("The page you asked for does not exist or is not yours to see."),
     405: N_("The page you asked for does not exist or is not yours to see."),
+    413: N_("Files sent to the portal can be at most 10 MB. Nothing was saved: go back and choose a smaller file."),
 }
 
 
