@@ -287,6 +287,8 @@ def field_by_key(all_fields: Sequence[FieldDef], key: str) -> FieldDef:
 
 def _check_name(name: str) -> str:
     name = " ".join(name.split())
+    if "\x00" in name:
+        raise Invalid(N_("This text holds characters that cannot be stored."), field="name")
     if not name:
         raise Invalid(N_("This field is required."), field="name")
     if len(name) > NAME_MAX:

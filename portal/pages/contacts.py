@@ -319,7 +319,9 @@ async def bulk_action(request: web.Request) -> web.StreamResponse:
     action = request.match_info["action"]
     ids = common.ids_of((await request.post()).getall("ids", []))
     if action == "export":
-        return await _export(request, ContactFilter(ids=tuple(ids) or (0,)), "xlsx")
+        if not ids or not await contacts.phones_of(common.db(request), signed_in(request).partner_id, ids):
+            raise NotFound("no such contact")
+        return await _export(request, ContactFilter(ids=tuple(ids)), "xlsx")
     _action(request)
     if not ids:
         await flash(request, N_("Select at least one contact."), "error")
@@ -388,7 +390,7 @@ async def export_contacts(request: web.Request) -> web.StreamResponse:
     query = request.rel_url.query
     values = {}
     for flt in spec.filters:
-        value = query.get(flt.key, "").strip()[:200]
+        value = query.get(flt.key, "").replace("\x00", "").strip()[:200]
         if flt.kind == "select" and value not in {v for v, _ in flt.choices}:
             value = ""
         values[flt.key] = value

@@ -181,7 +181,7 @@ async def _export(request: web.Request, rows_of, fmt: str) -> web.StreamResponse
 @login_required
 async def export_list(request: web.Request) -> web.StreamResponse:
     prefix = phones.prefix_filter(request.query.get("phone", "")[:200])
-    sender = request.query.get("sender", "")[:200]
+    sender = request.query.get("sender", "").replace("\x00", "")[:200]
     partner_id = signed_in(request).partner_id
     rows = stoplist.stream(common.db(request), partner_id, phone=prefix or "", sender=sender)
     if prefix is None:

@@ -24,7 +24,7 @@ class World:
 
 
 async def make_world(db, email: str = "ada@client.test", company: str = "Acme Ltd", *,
-                     name: str = "Ada", sender: str = "Herald") -> World:
+                     name: str = "Ada", sender: str = "Herald", phone: str = "447700900123") -> World:
     partner_id, user_id = await make_client_user(db, email, company=company)
     await db.execute(
         """INSERT INTO sender_ids (partner_id, channel, sender, status, state)
@@ -34,8 +34,8 @@ async def make_world(db, email: str = "ada@client.test", company: str = "Acme Lt
     stop = await groups.stop_list_group(db, partner_id)
     city = await fields.create_field(db, partner_id, name="City", data_type="text")
     contact = await contacts.create(db, partner_id, ContactInput(
-        "447700900123", (group.id,), first_name=name, fields={"city": "Leeds"}), user_id=user_id)
-    await stoplist.block(db, partner_id, ["447700900123"], [sender], user_id=user_id)
+        phone, (group.id,), first_name=name, fields={"city": "Leeds"}), user_id=user_id)
+    await stoplist.block(db, partner_id, [phone], [sender], user_id=user_id)
     import_id = await db.fetchval(
         """INSERT INTO contact_imports (partner_id, user_id, file_name, file_kind, file_size, status,
                                         mapping, columns, group_id, rejected)
@@ -47,4 +47,4 @@ async def make_world(db, email: str = "ada@client.test", company: str = "Acme Lt
         """INSERT INTO contact_import_rejects (import_id, row_number, reason, detail, raw)
            VALUES ($1, 2, 'bad_phone', '123', '{123}')""", import_id)
     return World(partner_id, user_id, email, group.id, other.id, stop.id, contact.id, city.key,
-                 import_id, "447700900123")
+                 import_id, phone)
