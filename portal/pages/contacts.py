@@ -56,7 +56,7 @@ def table_spec(all_fields: list[FieldDef], group_list: list[groups.Group],
     for spec in all_fields:
         label, translate = _label(spec)
         columns.append(tables.Column(spec.key, label, hideable=spec.key != "phone",
-                                     default=spec.key not in ("comments", "birth_date", "gender", "user"),
+                                     default=spec.key not in ("comments", "birth_date", "gender", "user", "updated"),
                                      translate=translate))
         if spec.key == "groups":
             filters.append(tables.Filter("group", N_("Group"), "select",
