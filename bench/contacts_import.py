@@ -36,6 +36,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
+import psutil
 
 from contacts import contacts, export, fields, groups, imports
 from contacts.contacts import ContactFilter
@@ -136,13 +137,40 @@ async def prefill(conn: asyncpg.Connection, partner_id: int, group_ids: list[int
     await conn.execute("""INSERT INTO contacts (partner_id, phone, group_ids, first_name, last_name, fields)
                           SELECT partner_id, phone, group_ids, first_name, last_name, fields::jsonb FROM prefill""")
     await conn.execute("DROP TABLE prefill")
+    await conn.execute("""UPDATE contact_groups g SET member_count = (
+                              SELECT count(*) FROM contacts c WHERE c.partner_id = g.partner_id
+                                                                AND c.group_ids @> ARRAY[g.id])
+                          WHERE g.partner_id = $1""", partner_id)
     await conn.execute("VACUUM ANALYZE contacts")
+
+
+def pg_cpu() -> float:
+    """CPU seconds used so far by the embedded PostgreSQL's processes (0 when it is not ours)."""
+    if PG_PID is None:
+        return 0.0
+    try:
+        root = psutil.Process(PG_PID)
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            try:
+                times = proc.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return total
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+PG_PID: int | None = None
 
 
 async def import_file(pool: asyncpg.Pool, url: str, partner_id: int, user_id: int, group_id: int,
                       path: Path, kind: str) -> tuple[imports.Import, float, float]:
     """Import a file end to end; returns the job, the seconds it took and the worker's peak RSS (MB)."""
     started = time.perf_counter()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pg_before = pg_cpu()
     content = await asyncio.to_thread(path.read_bytes)
     async with pool.acquire() as conn:
         all_fields = await fields.list_fields(conn, partner_id)
@@ -151,15 +179,23 @@ async def import_file(pool: asyncpg.Pool, url: str, partner_id: int, user_id: in
                                            content=content, preview=preview, all_fields=all_fields,
                                            country="GB")
         await imports.save_mapping(conn, partner_id, draft.id, header_row=True, mapping=draft.mapping,
-                                   mode="add_update", stop_mode="exclude", stop_senders=[])
+                                   mode="add_update", stop_mode="exclude", stop_senders=[], country="GB")
         await imports.queue(conn, partner_id, draft.id, group_id)
     del content
     runner = ImportRunner(pool, url)
     await runner.run_once()
     elapsed = time.perf_counter() - started
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    rss = after.ru_maxrss / 1024
+    worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
+    print(f"  CPU: import worker {worker_cpu:.1f} s, PostgreSQL {pg_cpu() - pg_before:.1f} s "
+          f"(of {elapsed:.1f} s on the clock)", flush=True)
     async with pool.acquire() as conn:
         job = await imports.get(conn, partner_id, draft.id)
+        reasons = await conn.fetch(
+            """SELECT reason, count(*) AS n FROM contact_import_rejects WHERE import_id = $1
+               GROUP BY reason ORDER BY reason""", draft.id)
+    print("  rejected by reason: " + ", ".join(f"{r['reason']} {r['n']:,}" for r in reasons), flush=True)
     return job, elapsed, rss
 
 
@@ -266,7 +302,8 @@ async def run(url: str, args: argparse.Namespace, folder: Path) -> None:
         total = await conn.fetchval("SELECT count(*) FROM contacts WHERE partner_id = $1", partner_id)
         print(f"the partner has {total:,} contacts", flush=True)
         await first_pages(pool, partner_id, target, args.repeat, args.explain)
-        await exports(pool, partner_id, folder, not args.skip_xlsx_export)
+        if not args.skip_exports:
+            await exports(pool, partner_id, folder, not args.skip_xlsx_export)
     finally:
         await pool.close()
         await conn.close()
@@ -278,6 +315,7 @@ def main() -> None:
     parser.add_argument("--xlsx-rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--skip-xlsx-export", action="store_true")
+    parser.add_argument("--skip-exports", action="store_true")
     parser.add_argument("--explain", action="store_true", help="print the plan of the first filtered page")
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="herald-bench-contacts-"))
@@ -286,6 +324,8 @@ def main() -> None:
     if not url:
         server = EmbeddedPostgres(folder / "pg", fast=True)
         base = server.start()
+        global PG_PID
+        PG_PID = server.pid()
         url = base.rsplit("/", 1)[0] + "/bench"
 
         async def create() -> None:

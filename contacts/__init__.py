@@ -19,8 +19,8 @@ Schema (migration ``gateway/migrations/0500_contacts.sql``)
     (text as JSON strings, numbers as numbers, dates as ``"YYYY-MM-DD"``,
     booleans as booleans); ``created_by`` / ``updated_by`` (users.id) and
     ``created_at`` / ``updated_at``.
-    Indexes: ``(partner_id, phone)`` unique, ``(partner_id, id)`` (newest-first
-    pages), GIN on ``group_ids`` (``group_ids && ARRAY[...]`` = "in any of
+    Indexes: primary key ``(partner_id, id)`` (newest-first pages),
+    ``(partner_id, phone)`` unique, GIN on ``group_ids`` (``group_ids && ARRAY[...]`` = "in any of
     these groups"), GIN ``jsonb_path_ops`` on ``contact_fields_folded(fields)``
     (the values in lower case: ``contact_fields_folded(fields) @>
     '{"city": "paris"}'`` is a case-blind equality filter on any field).
@@ -28,7 +28,9 @@ Schema (migration ``gateway/migrations/0500_contacts.sql``)
     ``id``, ``partner_id``, ``name`` (unique per partner, any case),
     ``description``, ``parent_id`` (nesting, same partner), ``kind``
     ('user', or 'stop_list' for the system group every partner has),
-    ``member_count`` (kept by statement triggers on ``contacts``).
+    ``member_count`` (updates and deletes of ``contacts`` keep it by statement
+    triggers; code that inserts contacts adds to it with
+    :func:`contacts.contacts.count_new`).
 ``contact_fields``
     A partner's custom fields: ``name`` (label), ``variable`` (derived from
     the name, unique: the campaign placeholder ``{variable}``),

@@ -350,6 +350,15 @@ async def count(conn: Conn, partner_id: int, flt: ContactFilter) -> int:
 
 # Writing
 
+async def count_new(conn: Conn, group_ids: Sequence[int], n: int = 1) -> None:
+    """Add ``n`` new contacts to the member counts of ``group_ids`` (every INSERT into
+    contacts calls this; updates and deletes are counted by triggers, see 0500)."""
+    if group_ids and n:
+        await conn.execute(
+            "SELECT contact_groups_count(jsonb_object_agg(g::text, $2::bigint)) FROM unnest($1::bigint[]) g",
+            list(dict.fromkeys(group_ids)), n)
+
+
 async def _group_ids(conn: Conn, partner_id: int, wanted: Sequence[int]) -> list[int]:
     found = await groupmod.owned_ids(conn, partner_id, wanted)
     if len(found) != len(set(wanted)) or not found:
@@ -372,6 +381,7 @@ async def create(conn: asyncpg.Connection, partner_id: int, data: ContactInput, 
                     data.birth_date, data.gender, data.comments, dict(data.fields), user_id)
         except asyncpg.UniqueViolationError:
             raise Conflict(N_("A contact with this phone number exists."), field="phone") from None
+        await count_new(conn, group_ids)
         stop = await groupmod.stop_list_group(conn, partner_id)
         senders = list(blocked)
         if stop.id in group_ids:
@@ -518,8 +528,10 @@ async def move_by_reply(conn: asyncpg.Connection, partner_id: int, phone: str, g
     if existing is not None:
         await move_to_group(conn, partner_id, [existing], group.id, user_id=None)
     elif create_missing:
-        await conn.execute(
+        made = await conn.execute(
             """INSERT INTO contacts (partner_id, phone, group_ids) VALUES ($1, $2, ARRAY[$3::bigint])
                ON CONFLICT (partner_id, phone) DO NOTHING""", partner_id, phone, group.id)
+        if made == "INSERT 0 1":
+            await count_new(conn, [group.id])
         if group.is_stop_list:
             await stoplist.block(conn, partner_id, [phone], [stoplist.ALL], user_id=None)

@@ -131,6 +131,11 @@ def parse_date(raw: object) -> date | None:
     text = str(raw).strip()
     if not text:
         return None
+    if len(text) == 10 and text[4] == "-":
+        try:
+            return date.fromisoformat(text)  # the usual case, in C
+        except ValueError:
+            pass
     if text[:10] != text and len(text) > 10 and text[10] in " T":
         text = text[:10]  # a time of day that came along ("2001-05-17 00:00:00")
     match = _ISO.match(text)
@@ -170,7 +175,10 @@ def parse_value(data_type: str, raw: object) -> object:
             if not math.isfinite(raw):
                 raise ValueError("bad_number")
             return int(raw) if raw.is_integer() and abs(raw) < 2**53 else raw
-        text = str(raw).strip().replace(" ", "").replace("\u00a0", "").replace(",", ".")
+        text = str(raw).strip()
+        if text.isdigit() and text.isascii() and len(text) < 19:
+            return int(text)  # the usual case
+        text = text.replace(" ", "").replace("\u00a0", "").replace(",", ".")
         if not text:
             return None
         if len(text) > 40:

@@ -311,14 +311,23 @@ class RowReader:
 
     def __post_init__(self) -> None:
         self.size = self.path.stat().st_size
-        self.position = 0
+        self._position = 0
+        self._handle = None  # CSV: the open file, whose offset is the position
+
+    @property
+    def position(self) -> int:
+        return self._handle.tell() if self._handle is not None else self._position
+
+    @position.setter
+    def position(self, value: int) -> None:
+        self._position = value
 
     def rows(self) -> Iterator[tuple[int, list]]:
         if self.kind == "csv":
             with open(self.path, "rb") as handle:
-                for number, cells in _csv_rows(handle):
-                    self.position = handle.tell()
-                    yield number, cells
+                self._handle = handle
+                yield from _csv_rows(handle)
+                self._handle = None
         elif self.kind == "xlsx":
             yield from _xlsx_rows(self.path, self)
         elif self.kind == "xls":

@@ -59,6 +59,7 @@ import asyncpg
 
 from config.errors import Invalid, NotFound
 from contacts import fields as fieldmod
+from contacts import contacts as contact_book
 from contacts import files, phones, stoplist
 from contacts import groups as groupmod
 from contacts.fields import FieldDef
@@ -768,6 +769,7 @@ async def _merge(conn: asyncpg.Connection, job: Import, progress: _Progress,
     if job.mode in ("add_update", "add_only"):
         incomplete = _count(await conn.execute(_INCOMPLETE, job.id))
         added = _count(await conn.execute(_INSERT, partner_id, group_id, user_id))
+        await contact_book.count_new(conn, [group_id], added)
     if group.is_stop_list:
         await conn.execute(_BLOCK, partner_id, [stoplist.ALL], user_id)
     skipped += rows - skipped - updated - added - incomplete

@@ -84,7 +84,7 @@ CREATE TABLE contact_fields (
 CREATE UNIQUE INDEX contact_fields_name ON contact_fields (partner_id, contact_fold(name));
 
 CREATE TABLE contacts (
-    id          bigserial PRIMARY KEY,
+    id          bigserial NOT NULL,
     partner_id  bigint NOT NULL REFERENCES partners (id) ON DELETE CASCADE,
     -- E.164 digits without '+', as stop_list.msisdn and messages.destination;
     -- byte order, so a phone prefix filter is a range of the unique index
@@ -100,7 +100,9 @@ CREATE TABLE contacts (
     updated_by  bigint,                 -- would pay a key check per row for nothing
     created_at  timestamptz NOT NULL DEFAULT now(),
     updated_at  timestamptz NOT NULL DEFAULT now(),
-    UNIQUE (partner_id, id)             -- also the index of the newest-first pages
+    -- ids are unique by their sequence; keyed with the partner, the one index serves
+    -- lookups and the newest-first pages (a million-row import maintains one index less)
+    PRIMARY KEY (partner_id, id)
 );
 CREATE UNIQUE INDEX contacts_phone ON contacts (partner_id, phone);
 CREATE INDEX contacts_groups ON contacts USING gin (group_ids);
@@ -108,6 +110,7 @@ CREATE INDEX contacts_fields ON contacts USING gin (contact_fields_folded(fields
 
 -- member_count of every group a statement added to or took from: one UPDATE per
 -- statement, whatever its row count (an import changes a million rows in one).
+-- deltas: {"group id": change}.
 CREATE FUNCTION contact_groups_count(deltas jsonb) RETURNS void LANGUAGE plpgsql AS $$
 BEGIN
     -- lock in id order: two statements touching the same groups cannot deadlock
@@ -115,15 +118,6 @@ BEGIN
      WHERE id IN (SELECT k::bigint FROM jsonb_object_keys(deltas) k) ORDER BY id FOR UPDATE;
     UPDATE contact_groups g SET member_count = g.member_count + d.value::bigint
       FROM jsonb_each_text(deltas) d WHERE g.id = d.key::bigint;
-END $$;
-
-CREATE FUNCTION contacts_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE deltas jsonb;
-BEGIN
-    SELECT jsonb_object_agg(gid, n) INTO deltas
-      FROM (SELECT gid, count(*) AS n FROM new_rows, unnest(group_ids) gid GROUP BY gid) s;
-    IF deltas IS NOT NULL THEN PERFORM contact_groups_count(deltas); END IF;
-    RETURN NULL;
 END $$;
 
 CREATE FUNCTION contacts_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -148,8 +142,8 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER contacts_count_insert AFTER INSERT ON contacts
-    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION contacts_count_insert();
+-- Inserts add to member_count themselves (contacts.contacts.count_new): a statement
+-- trigger would copy every row of a million-row import into its transition table.
 CREATE TRIGGER contacts_count_delete AFTER DELETE ON contacts
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION contacts_count_delete();
 CREATE TRIGGER contacts_count_update AFTER UPDATE ON contacts
