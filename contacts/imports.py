@@ -58,8 +58,8 @@ from typing import Any
 import asyncpg
 
 from config.errors import Invalid, NotFound
-from contacts import fields as fieldmod
 from contacts import contacts as contact_book
+from contacts import fields as fieldmod
 from contacts import files, phones, stoplist
 from contacts import groups as groupmod
 from contacts.fields import FieldDef

@@ -12,6 +12,8 @@ times in all. A clean stop hands a running import back at once.
 
 The runner looks for work every ``poll`` seconds, and at once when
 :meth:`ImportRunner.poke` is called (the portal does when it queues one).
+Once an hour it also deletes drafts nobody finished for a day (their files
+take room in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ImportRunner:
         self._task: asyncio.Task | None = None
         self._child: asyncio.subprocess.Process | None = None
         self._current: int | None = None
+        self._next_cleanup = 0.0
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="contact-imports")
@@ -78,10 +81,16 @@ class ImportRunner:
                        WHERE id = $1 AND status = 'running'""", current)
 
     async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 while await self.run_once():
                     pass
+                if loop.time() >= self._next_cleanup:
+                    self._next_cleanup = loop.time() + 3600
+                    gone = await imports.delete_drafts(self.pool)
+                    if gone:
+                        log.info("event=contact_import_drafts_deleted count=%s", gone)
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -203,3 +203,15 @@ async def test_a_clean_stop_hands_a_running_import_back(pool, shop, tmp_path, db
     assert job.status in ("queued", "done")  # queued again, unless it was quicker than the stop
     if job.status == "queued":
         assert await contacts.count(pool, shop["partner_id"], contacts.ContactFilter()) == 1
+
+
+async def test_abandoned_drafts_go_after_a_day(pool, shop):
+    async with pool.acquire() as conn:
+        draft = await imports.create_draft(
+            conn, shop["partner_id"], shop["user_id"], file_name="c.csv", kind="csv", content=b"Phone\n1\n",
+            preview=[["Phone"], ["1"]], all_fields=await fields.list_fields(conn, shop["partner_id"]), country=None)
+        assert await imports.delete_drafts(conn) == 0
+        await conn.execute("UPDATE contact_imports SET created_at = now() - interval '25 hours' WHERE id = $1",
+                           draft.id)
+        assert await imports.delete_drafts(conn) == 1
+        assert await conn.fetchval("SELECT count(*) FROM contact_import_chunks WHERE import_id = $1", draft.id) == 0

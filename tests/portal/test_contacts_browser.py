@@ -143,6 +143,18 @@ async def test_add_a_contact_with_a_custom_field(tab, live_url, db, shop):
     await page.get_by_text("Columns", exact=True).click()
     await shoot(page, "columns")
 
+    # Fields Control: drag the custom field to the top, hide the groups column; remembered for this user
+    await page.goto(f"{live_url}/contacts/settings")
+    tier = page.locator("li[data-column]", has=page.locator(f"input[name='name:cf.{field_id}']"))
+    await tier.drag_to(page.locator("li[data-column]").first)
+    await page.locator("li[data-column]", has_text="Groups").get_by_label("Show").uncheck()
+    await page.get_by_role("button", name="Save").click()
+    await page.wait_for_url("**/contacts")
+    prefs = await db.fetchval("SELECT ui_prefs->'tables'->'contacts' FROM users WHERE id = $1", shop.user_id)
+    assert prefs["order"][0] == f"cf.{field_id}" and "groups" in prefs["hidden"]
+    headers = [h.strip().lower() for h in await page.locator("table.data-table thead th").all_inner_texts()]
+    assert headers[1] == "loyalty tier" and "groups" not in headers
+
 
 async def test_import_a_csv_with_mapping_and_see_the_result(tab, live_url, db, shop):
     page = tab
