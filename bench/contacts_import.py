@@ -189,7 +189,7 @@ async def import_file(pool: asyncpg.Pool, url: str, partner_id: int, user_id: in
     rss = after.ru_maxrss / 1024
     worker_cpu = (after.ru_utime + after.ru_stime) - (children.ru_utime + children.ru_stime)
     print(f"  CPU: import worker {worker_cpu:.1f} s, PostgreSQL {pg_cpu() - pg_before:.1f} s "
-          f"(of {elapsed:.1f} s on the clock)", flush=True)
+          f"(of {elapsed:.1f} s on the clock); load average {os.getloadavg()[0]:.1f}", flush=True)
     async with pool.acquire() as conn:
         job = await imports.get(conn, partner_id, draft.id)
         reasons = await conn.fetch(
@@ -267,6 +267,8 @@ async def exports(pool: asyncpg.Pool, partner_id: int, folder: Path, xlsx: bool)
 
 async def run(url: str, args: argparse.Namespace, folder: Path) -> None:
     rng = random.Random(15)
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the start "
+          "(other work on the machine shows here)", flush=True)
     conn = await asyncpg.connect(url)
     await migrate(conn)
     await seed_system_owner(conn, admin_email="admin@bench.test", admin_password="bench-password")
