@@ -60,7 +60,8 @@ def table_spec(all_fields: list[FieldDef], group_list: list[groups.Group],
                                      translate=translate))
         if spec.key == "groups":
             filters.append(tables.Filter("group", N_("Group"), "select",
-                                         tuple((str(g.id), g.name) for g in group_list),
+                                         tuple((str(g.id), i18n.gettext("Stop List") if g.is_stop_list
+                                                else g.name) for g in group_list),
                                          translate_choices=False))
         elif spec.key in ("first_name", "last_name", "comments"):
             filters.append(tables.Filter(spec.key, label, translate=translate))
