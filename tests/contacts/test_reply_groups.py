@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-
 import asyncpg
 
 from contacts import contacts, groups, stoplist
 from contacts.contacts import ContactInput
 from gateway.report.mo import MoHandler
+from gateway.store.messages import new_message_id
 from tests.contacts.conftest import new_partner
 
 SUBSCRIBER = "447700900321"
@@ -18,7 +17,7 @@ SENDER = "Herald"
 async def _mt(pool: asyncpg.Pool, partner_id: int) -> None:
     await pool.execute(
         """INSERT INTO messages (id, partner_id, origin, sender, destination)
-           VALUES ($1, $2, 'api', $3, $4)""", uuid.uuid4(), partner_id, SENDER, SUBSCRIBER)
+           VALUES ($1, $2, 'api', $3, $4)""", new_message_id(), partner_id, SENDER, SUBSCRIBER)
 
 
 async def test_subscribe_and_unsubscribe_move_the_contact(pool):
