@@ -73,6 +73,9 @@ MODES = ("add_update", "add_only", "update_only")
 STOP_MODES = ("exclude", "unblock", "block")
 MAX_ATTEMPTS = 3
 LEASE_SECONDS = 60
+# An import's COPY and merge statements may take minutes on a busy machine: far past the
+# pool's command timeout, which is meant for the requests of the portal and the API.
+STATEMENT_TIMEOUT = 3600.0
 MAX_ID = 2**63 - 1
 
 REASONS = {
@@ -611,7 +614,8 @@ def _count(result: str) -> int:
 
 
 class _Timed:
-    """A connection whose statements log their time (debug level): where a merge spends it."""
+    """A connection whose statements log their time (debug level: where a merge spends it)
+    and may run for up to ``STATEMENT_TIMEOUT``."""
 
     def __init__(self, conn: asyncpg.Connection, import_id: int) -> None:
         self._conn = conn
@@ -626,7 +630,7 @@ class _Timed:
             loop = asyncio.get_running_loop()
             t0 = loop.time()
             try:
-                return await method(sql, *args)
+                return await method(sql, *args, timeout=STATEMENT_TIMEOUT)
             finally:
                 log.debug("event=contact_import_statement id=%s s=%.2f sql=%s", self._id,
                           loop.time() - t0, " ".join(sql.split())[:60])
@@ -719,7 +723,7 @@ async def run_import(pool: asyncpg.Pool, import_id: int, *,
                         on_stage("copy")
                     await conn.copy_records_to_table(
                         "import_staging", records=_records(reader, plan, progress, counter),
-                        columns=STAGING_COLUMNS)
+                        columns=STAGING_COLUMNS, timeout=STATEMENT_TIMEOUT)
                     await progress(counter[0], 90, force=True)
                     copied = loop.time()
                     if on_stage:
