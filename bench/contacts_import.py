@@ -150,7 +150,8 @@ def pg_cpu() -> float:
         return 0.0
     try:
         root = psutil.Process(PG_PID)
-        total = 0.0
+        own = root.cpu_times()
+        total = own.children_user + own.children_system  # backends that have ended already
         for proc in [root, *root.children(recursive=True)]:
             try:
                 times = proc.cpu_times()
