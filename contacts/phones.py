@@ -24,15 +24,13 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import PhoneMetadata
 
-from gateway.accept.msisdn import NumberRules
+from gateway.accept.msisdn import shared_rules
 
 _JUNK = str.maketrans("", "", " -().\t/\u00a0")
 MAX_INPUT = 40  # longer than any number written with spaces and brackets
 
 
-@lru_cache(maxsize=1)
-def _rules() -> NumberRules:
-    return NumberRules()
+_rules = shared_rules  # one compiled set of rules per process, the Admin Panel's too
 
 
 @lru_cache(maxsize=512)
