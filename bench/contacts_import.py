@@ -17,8 +17,12 @@ tier: number) and five groups. Then, each figure printed as it is measured:
 4. **Exports**: every contact streamed to CSV and to XLSX, with the time and
    the growth of this process's peak RSS.
 
+Each import prints the CPU seconds of the import worker and of PostgreSQL beside
+its clock time, and the load average: on a shared machine the CPU is the figure
+that compares.
+
 Usage: ``.venv/bin/python -m bench.contacts_import [--rows 1000000] [--xlsx-rows 100000]
-[--repeat 15] [--skip-xlsx-export]``
+[--repeat 15] [--skip-xlsx-export] [--skip-exports] [--explain]``
 """
 
 from __future__ import annotations
