@@ -24,7 +24,7 @@ async def test_dashboard_frame(client, db, signed_in):
 
 
 async def test_sections_not_built_yet(client, signed_in):
-    for path in ("/contacts", "/campaigns", "/statistics", "/purchase", "/url-shortener", "/finance"):
+    for path in ("/campaigns", "/statistics", "/purchase", "/url-shortener", "/finance"):
         status, html = await page(client, path)
         assert status == 200, path
         assert "not available yet" in html
