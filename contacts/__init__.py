@@ -55,17 +55,15 @@ there, or importing into it) also blocks all its sender IDs (``'*'``), and
 moving it out of it to another group lifts that ``'*'`` block (blocks of single
 sender IDs, such as opt-outs, stay). Campaigns leave the group out.
 
-Map
----
-phones    normalise (E.164 digits from what a user typed, with a default country)
-fields    BUILTIN, derive_variable, parse_value (pure); list_fields, create_field,
-          update_field, delete_field, save_builtin (SQL)
-groups    list_page, all_groups, get, create, update, delete, nest, stop_list_group
-contacts  get, create, update, delete, list_page, add_to_groups, remove_from_group,
-          move_to_group, block, for_phone, move_by_reply
-stoplist  list_page, senders_of, block, unblock
-files     open_rows (CSV, XLS, XLSX as rows of text), sniff, check_zip (pure but for reading)
-imports   create_draft, replace_file, save_mapping, queue, run_import, rejects (SQL + merge)
-runner    ImportRunner: the background service taking queued imports
-export    stream_csv, write_xlsx, safe_cell (formula injection)
+Modules
+-------
+phones    phone numbers: E.164 digits from what a user typed, with a default country
+fields    system, built-in and custom fields, and what their values may be
+groups    groups, nesting, the system group, deleting with the contacts left alone
+contacts  contacts: checks of a form, pages, streamed reads, group moves, the stop list
+stoplist  the stop list's screens: numbers with their blocked sender IDs
+files     reading CSV, XLS and XLSX row by row, and refusing malformed files
+imports   import drafts, the wizard's choices, the streamed COPY and the set-based merge
+runner    the background service that takes queued imports (worker: one import's process)
+export    streamed CSV and XLSX, formula injection neutralised
 """

@@ -6,20 +6,6 @@ unique per partner; two contacts with the same number are a Conflict on the
 ``phone`` field. Blocked sender IDs are ``stop_list`` rows of the contact's
 number (:mod:`contacts.stoplist`); they stay when the contact is deleted, as
 an opt-out belongs to the number.
-
-Public API (``partner_id`` scopes every call; other partners' ids are NotFound)::
-
-    clean(values, fields, groups, country) -> (ContactInput | None, {key: message})   # pure
-    get(conn, partner_id, contact_id) -> Contact
-    for_phone(conn, partner_id, phone) -> Contact | None
-    create(conn, partner_id, data, *, user_id, blocked=()) -> Contact
-    update(conn, partner_id, contact_id, data, *, user_id, blocked=None) -> Contact
-    delete(conn, partner_id, ids) -> int
-    list_page(conn, partner_id, flt, *, after, before, limit) -> [Contact]
-    stream(conn, partner_id, flt, *, ids=None) -> async iterator of Contact (export)
-    add_to_group / remove_from_group / move_to_group(conn, partner_id, ids, group_id, *, user_id) -> int
-    move_to_stop_list(conn, partner_id, ids, senders, *, user_id) -> int
-    move_by_reply(conn, partner_id, phone, group_id) -> None     # reply templates (gateway.report.mo)
 """
 
 from __future__ import annotations

@@ -12,13 +12,6 @@ would become a live link in the partner's Excel. :func:`safe_cell` puts an
 apostrophe before such a value (spreadsheets show it as text and hide the
 apostrophe), except for plain numbers like ``-12.5`` or ``+447700900123``;
 XLSX cells are written as strings, never as formulas, as well.
-
-Public API::
-
-    safe_cell(value) -> str                                   # pure
-    csv_chunks(header, rows) -> async iterator of bytes        # UTF-8 with BOM, for Excel
-    write_xlsx(path, header, rows) -> int                      # rows written
-    contact_header(fields) / contact_cells(contact, fields, group_names, user_names)  # pure
 """
 
 from __future__ import annotations

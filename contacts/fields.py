@@ -13,16 +13,6 @@
 Keys name a field everywhere (table columns, import mapping, forms):
 ``phone``, ``groups``, ``created``, ``updated``, ``user``, the built-in
 column names, and ``cf.<id>`` for a custom field.
-
-Public API::
-
-    derive_variable(name) -> str                     # pure; Invalid when nothing is left
-    parse_value(data_type, raw) -> value | None      # pure; ValueError(reason) when unusable
-    parse_gender(raw) -> str | None                  # pure
-    list_fields(conn, partner_id) -> [FieldDef]      # system, built-in, custom, in order
-    create_field(conn, partner_id, name=, data_type=, required=) -> FieldDef
-    update_field(conn, partner_id, key, name=, required=) -> FieldDef
-    delete_field(conn, partner_id, key) -> None      # its values go from every contact
 """
 
 from __future__ import annotations

@@ -21,14 +21,6 @@ Readers stream: CSV is decoded and split as it is read, XLSX through
 openpyxl's read-only mode (rows as the sheet's XML is parsed), XLS row by row
 from xlrd's parsed book (an XLS file holds at most 65,536 rows).
 Cells come as text (CSV) or as the spreadsheet's values (numbers, dates).
-
-Public API::
-
-    MAX_BYTES, KINDS
-    sniff(head: bytes) -> 'csv' | 'xls' | 'xlsx'
-    check_csv(path) -> None                  # the whole file, cheap: at upload
-    check_zip(path) -> None
-    open_rows(path, kind) -> RowReader        # context manager; .rows() yields (number, cells)
 """
 
 from __future__ import annotations

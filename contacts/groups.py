@@ -8,18 +8,6 @@ makes a cycle. The system group of each partner is made with the partner
 Deleting groups deletes the contacts that are in no other group (a contact
 cannot be left without one) and takes the groups off the others. A group that
 a reply template moves contacts into cannot be deleted.
-
-Public API (``partner_id`` scopes every call; other partners' ids are NotFound)::
-
-    get(conn, partner_id, group_id) -> Group
-    all_groups(conn, partner_id) -> [Group]            # stop list first, then by name
-    stop_list_group(conn, partner_id) -> Group
-    list_page(conn, partner_id, *, search, after, before, limit) -> [Group]
-    create(conn, partner_id, *, name, description="", parent_id=None, user_id=None) -> Group
-    update(conn, partner_id, group_id, *, name, description) -> Group
-    nest(conn, partner_id, group_id, parent_id | None) -> Group
-    delete(conn, partner_id, group_ids) -> (groups deleted, contacts deleted)
-    owned_ids(conn, partner_id, group_ids) -> [int]     # the ids that are the partner's
 """
 
 from __future__ import annotations

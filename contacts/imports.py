@@ -27,20 +27,6 @@ How an import runs, with memory bounded whatever the file's size:
    half-way (a ragged row, a broken XLSX) fails the job and changes nothing.
    A worker that dies leaves its lease to run out; the job is taken again
    (at most three times).
-
-Public API::
-
-    guess_mapping(header, fields) -> [key | None]            # pure
-    check_mapping(mapping, fields, mode) -> None              # pure; Invalid
-    create_draft(conn, partner_id, user_id, *, file_name, kind, path, country) -> Import
-    replace_file(conn, partner_id, import_id, *, file_name, kind, path) -> Import
-    get(conn, partner_id, import_id) -> Import
-    save_mapping(conn, partner_id, import_id, *, header_row, mapping, mode, stop_mode, stop_senders)
-    queue(conn, partner_id, import_id, group_id) -> Import
-    list_page(conn, partner_id, *, status, after, before, limit) -> [Import]
-    file_chunks(conn, partner_id, import_id) -> async iterator of bytes
-    rejects(conn, partner_id, import_id) -> async iterator of Reject
-    run_import(pool, import_id) -> Import
 """
 
 from __future__ import annotations

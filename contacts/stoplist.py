@@ -7,15 +7,6 @@ Blocking adds pairs and never replaces the ones a number has.
 
 The Stop List screen lists numbers (a contact's or not: an opt-out by MO may
 come from a number that is no contact), each with its blocked sender IDs.
-
-Public API::
-
-    clean_senders(senders) -> [str]                     # pure
-    block(conn, partner_id, msisdns, senders, *, source="manual", user_id=None) -> int
-    unblock(conn, partner_id, msisdns, senders) -> int  # senders=None: every pair of the numbers
-    senders_of(conn, partner_id, msisdn) -> [str]
-    list_page(conn, partner_id, *, phone="", sender="", after=None, before=None, limit=25) -> [Blocked]
-    stream(conn, partner_id, msisdns=None) -> async iterator of Blocked (export)
 """
 
 from __future__ import annotations
