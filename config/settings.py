@@ -225,6 +225,19 @@ class Settings:
         " before the current one are dropped whole (0 keeps everything); dashboard totals stay",
     )
 
+    short_listener: bool = _setting(
+        "HERALD_SHORT_LISTENER", _bool, True,
+        "answer short links on a port of their own (HERALD_SHORT_HOST/PORT) as well as on the"
+        " HTTP port; the own port skips the portal's machinery and is several times cheaper",
+    )
+    short_host: str = _setting("HERALD_SHORT_HOST", _str, "127.0.0.1", "address of the short-link listener")
+    short_port: int = _setting("HERALD_SHORT_PORT", _port, 8081, "port of the short-link listener")
+    short_country_header: str = _setting(
+        "HERALD_SHORT_COUNTRY_HEADER", _str, "",
+        "request header holding the visitor's two-letter country, set by the proxy in front"
+        " (e.g. CF-IPCountry); empty: clicks carry no country",
+    )
+
     @property
     def base_url(self) -> str:
         """The URL users reach Herald at, for links in mail."""

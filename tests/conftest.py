@@ -166,7 +166,7 @@ def settings(db_url: str, redis_url: str, tmp_path: Path) -> Settings:
     base = load_settings({})
     return base.replace(
         database_url=db_url, redis_url=redis_url, var_dir=tmp_path,
-        http_port=0, smpp_port=0, secret_key="test-secret-key-" + "x" * 32,
+        http_port=0, smpp_port=0, short_port=0, secret_key="test-secret-key-" + "x" * 32,
         admin_email=ADMIN_EMAIL, admin_password=ADMIN_PASSWORD,
     )
 

@@ -5,6 +5,9 @@
   is stored as an incomplete MO by :meth:`gateway.report.mo.MoHandler.expire_parts`,
   the same function the MO path calls as traffic arrives — here it also runs
   when no more MO comes;
+* short links archived more than 30 days ago, with their codes and clicks
+  (:func:`shortener.links.purge_archived`: decided from the archive date, so
+  a restart only delays it);
 * delivery receipts that came before their message's vendor id was recorded
   (:func:`gateway.report.early_receipts.reapply`): applied again through the receipt
   writer, dropped past ``receipt_horizon`` seconds;
@@ -31,6 +34,7 @@ from gateway.base import tasks
 from gateway.base.app import task_health
 from gateway.report import early_receipts
 from gateway.store import partitions
+from shortener import links as short_links
 
 log = logging.getLogger("herald.housekeeping")
 
@@ -49,9 +53,12 @@ async def run_chores(
     now = now or datetime.now(UTC)
     async with pool.acquire() as conn:
         expired = await senders.expire_due(conn, now)
+        purged = await short_links.purge_archived(conn, now)
     if expired:
         log.info("event=sender_ids_expired count=%s", expired)
-    done = {"sender_ids_expired": expired}
+    if purged:
+        log.info("event=short_links_purged count=%s", purged)
+    done = {"sender_ids_expired": expired, "short_links_purged": purged}
     if mo is not None:
         done["mo_sets_expired"] = len(await mo.expire_parts(now))
     if receipts is not None:

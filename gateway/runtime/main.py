@@ -28,13 +28,15 @@ from gateway.runtime.workers import Workers
 from gateway.send import viber_connector
 from gateway.store import partitions
 from portal import web as portal_web
+from shortener import web as shortener_web
 
 log = logging.getLogger("herald.main")
 
 def build_app(settings: Settings) -> web.Application:
     """The full web application: the base, then each area's routes (the composition root)."""
     app = create_app(settings)
-    for setup in (api.setup, viber_connector.setup, portal_web.setup):
+    # shortener_web after portal_web: the short domains' 404 page uses the portal's templates
+    for setup in (api.setup, viber_connector.setup, portal_web.setup, shortener_web.setup):
         setup(app)
     return app
 

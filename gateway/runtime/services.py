@@ -125,8 +125,9 @@ def build_services(app: web.Application) -> list[Service]:
     """
     settings = app[SETTINGS]
     smpp = smpp_services(app, settings.role)
+    short = short_link_services(app)  # every role answers short links, as every role serves HTTP
     if settings.role == "ingress":
-        return register_health(app, smpp)
+        return register_health(app, [*short, *smpp])
     dispatcher = CallbackDispatcher(app[DB], callback_key_resolver(app),
                                     lease=settings.callback_lease)
     connectors = next((s for s in smpp if isinstance(s, Connectors)), None)
@@ -136,7 +137,16 @@ def build_services(app: web.Application) -> list[Service]:
         receipt_horizon=settings.early_receipt_horizon,
         retention_months=settings.edr_retention_months,
     )
-    return register_health(app, [dispatcher, *smpp, *viber_services(app), housekeeping])
+    return register_health(app, [dispatcher, *short, *smpp, *viber_services(app), housekeeping])
+
+
+def short_link_services(app: web.Application) -> list[Service]:
+    """The short-link port (:class:`shortener.web.RedirectListener`), unless switched off."""
+    from shortener.web import SHORTENER, RedirectListener
+
+    if not app[SETTINGS].short_listener or SHORTENER not in app:
+        return []
+    return [RedirectListener(app)]
 
 
 def viber_services(app: web.Application) -> list[Service]:

@@ -47,6 +47,7 @@ def worker_env(settings: Settings, index: int, base: dict[str, str] | None = Non
     env.update(
         DATABASE_URL=settings.database_url, REDIS_URL=settings.redis_url,
         HERALD_HTTP_PORT=str(settings.http_port), HERALD_SMPP_PORT=str(settings.smpp_port),
+        HERALD_SHORT_PORT=str(settings.short_port),
         HERALD_WORKERS="1", HERALD_WORKER=str(index),
         HERALD_ROLE=settings.worker_roles[index - 1] if settings.worker_roles else "all",
     )
@@ -70,6 +71,7 @@ class Workers:
         self.settings = s.replace(
             http_port=s.http_port or free_port(s.http_host),
             smpp_port=s.smpp_port or free_port(s.smpp_host),
+            short_port=s.short_port or free_port(s.short_host),
         )
         return self.settings
 

@@ -32,10 +32,10 @@ async def test_chores_expire_sender_ids_once(pool):
     partner_id, sid = await _enabled_sender(pool, now + timedelta(hours=1))
     async with pool.acquire() as conn:
         assert await senders.is_usable(conn, partner_id, "sms", "Shortlived", now)
-    assert await run_chores(pool, now) == {"sender_ids_expired": 0}
+    assert (await run_chores(pool, now))["sender_ids_expired"] == 0
     later = now + timedelta(hours=2)
-    assert await run_chores(pool, later) == {"sender_ids_expired": 1}
-    assert await run_chores(pool, later) == {"sender_ids_expired": 0}
+    assert (await run_chores(pool, later))["sender_ids_expired"] == 1
+    assert (await run_chores(pool, later))["sender_ids_expired"] == 0
     async with pool.acquire() as conn:
         assert not await senders.is_usable(conn, partner_id, "sms", "Shortlived", later)
         row = await conn.fetchrow("SELECT status, state FROM sender_ids WHERE id = $1", sid)
