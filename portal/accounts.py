@@ -25,6 +25,7 @@ from accounts.tenancy import load_scope
 from config.errors import Conflict, Invalid
 from portal.i18n import N_
 from portal.tenancy import Portal
+from shortener.domains import HAS_SHORTENER
 
 PASSWORD_MIN = 8
 PASSWORD_MAX = 128
@@ -59,6 +60,7 @@ class Account:
     credit_limit: Decimal
     currency: str
     supervisor_email: str
+    has_shortener: bool = False  # the URL Shortener menu: a short domain, or short links to look at
 
     @property
     def display_name(self) -> str:
@@ -74,11 +76,12 @@ class Account:
         return self.role in ("owner_admin", "reseller_admin")
 
 
-_ACCOUNT = """
+_ACCOUNT = f"""
 SELECT u.id, u.partner_id, u.portal_id, u.email, u.first_name, u.last_name, u.role, u.language,
        u.theme, u.totp_secret, u.totp_enabled, u.status, u.custom_fields, u.ui_prefs,
        u.last_login_at, p.name AS partner_name, p.kind AS partner_kind,
-       p.status AS partner_status, p.balance, p.credit_limit, p.currency, p.supervisor_email
+       p.status AS partner_status, p.balance, p.credit_limit, p.currency, p.supervisor_email,
+       {HAS_SHORTENER} AS has_shortener
 FROM users u JOIN partners p ON p.id = u.partner_id
 WHERE u.id = $1"""
 

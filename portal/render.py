@@ -37,7 +37,8 @@ def render(
     values.update(context or {})
     values.setdefault("active", active)
     values.setdefault("page_title", title)
-    values.setdefault("menu", menu.visible(menu_entries, getattr(user_of(request), "role", None)))
+    user = user_of(request)
+    values.setdefault("menu", menu.visible(menu_entries, getattr(user, "role", None), user))
     response = aiohttp_jinja2.render_template(template, request, values, status=status)
     response.headers["Cache-Control"] = "no-store"
     return response

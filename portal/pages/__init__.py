@@ -10,9 +10,10 @@ from portal.pages import (
     groups,
     imports,
     senders,
+    shortener,
     stoplist,
 )
 
 ROUTE_TABLES = (access.routes, frame.routes, account.routes, api_connections.routes, senders.routes,
-                contacts.routes, groups.routes, stoplist.routes, imports.routes,
+                contacts.routes, groups.routes, stoplist.routes, imports.routes, shortener.routes,
                 *admin.ROUTE_TABLES)

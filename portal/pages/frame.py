@@ -39,7 +39,7 @@ def _unavailable(entry_key: str):
 
 
 # Sections of the menu whose pages come in later issues.
-for _key in ("campaigns", "statistics", "purchase", "shortener", "finance"):
+for _key in ("campaigns", "statistics", "purchase", "finance"):
     _entry = next(e for e in CAMPAIGN_MENU if e.key == _key)
     routes.get(_entry.path)(_unavailable(_key))
 
