@@ -33,6 +33,8 @@ EXTRA_SOURCES = (
     # Contacts: field and group errors, import reasons, file refusals, labels.
     *(ROOT / "contacts" / f"{name}.py" for name in (
         "contacts", "fields", "groups", "imports", "files", "export")),
+    # URL Shortener: refused original URLs and short domains, shown next to their fields
+    *(ROOT / "shortener" / f"{name}.py" for name in ("urls", "domains", "links")),
 )
 
 KEYWORDS = {
@@ -69,7 +71,7 @@ def extract() -> Catalog:
         if not message or (isinstance(message, tuple) and not message[0]):
             continue
         top = filename.split("/", 1)[0]
-        location = filename if top in ("portal", "gateway", "billing", "accounts") else f"portal/{filename}"
+        location = filename if top in ("portal", "gateway", "billing", "accounts", "shortener") else f"portal/{filename}"
         template.add(message, None, [(location, lineno)], auto_comments=comments, context=context)
     return template
 

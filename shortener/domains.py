@@ -158,7 +158,7 @@ async def add_grant(conn: Conn, scope: Scope, domain_id: int, kind: GrantKind, t
     if kind not in _TARGETS:
         raise Invalid("Choose a portal, a partner or a user.")
     if not await conn.fetchval(_TARGETS[kind], target_id):
-        raise NotFound(f"no such {kind}")
+        raise NotFound("This portal, partner or user does not exist.", field="target")
     ids = [target_id if kind == k else None for k in ("portal", "partner", "user")]
     await conn.execute(_GRANT, domain_id, *ids)
 
@@ -243,3 +243,10 @@ async def brand(conn: Conn, portal_id: int | None) -> Brand | None:
         return None
     return Brand(row["name"], row["logo_url"], row["primary_color"], row["support_email"],
                  tuple(row["languages"]), row["default_language"])
+
+
+async def users_with_email(conn: Conn, scope: Scope, email: str) -> list[int]:
+    """Ids of the users with this e-mail (one per portal at most), for a grant to a user."""
+    require_owner(scope)
+    rows = await conn.fetch("SELECT id FROM users WHERE lower(email) = lower($1) ORDER BY id", email.strip())
+    return [r["id"] for r in rows]

@@ -39,6 +39,7 @@ ADMIN_MENU: tuple[MenuEntry, ...] = (
     MenuEntry("vendors", N_("Vendors"), "/admin/vendors", "api", OWNER_ONLY),
     MenuEntry("refbook", N_("Reference book"), "/admin/reference-book", "book", OWNER_ONLY),
     MenuEntry("routes", N_("Message routes"), "/admin/routes", "link", OWNER_ONLY),
+    MenuEntry("short_domains", N_("Short domains"), "/admin/short-domains", "globe", OWNER_ONLY),
     MenuEntry("portal", N_("Campaign Portal"), "/", "arrow-right"),
 )
 

@@ -53,7 +53,7 @@ async def herald(app, world, make_client):
 
 
 async def test_a_short_link_lands_on_the_original_url(herald, world, db, landing):
-    _client, short_port, shortener = herald
+    client, short_port, shortener = herald
     site, hits = landing
     link = await links.create_link(db, partner_id=world.alpha, user_id=world.alpha_user, domain_id=world.go.id,
                                    original_url=f"{site}/spring?utm=sms", campaign_id=11, name="Spring")
@@ -146,7 +146,7 @@ async def test_what_answers_not_found(herald, world, db):
     assert await db.fetchval("SELECT count(*) FROM short_clicks") == 1  # the one redirect above
 
 
-async def test_the_portal_still_answers_its_own_host(herald, client):
+async def test_the_portal_still_answers_its_own_host(herald):
     client, _, _ = herald
     response = await client.get("/signin")
     assert response.status == 200 and "Sign in" in await response.text()
