@@ -65,9 +65,9 @@ class Selection:
 
 def _select(tree: list[links.DomainNode], raw: str) -> Selection | None:
     """The domain or link named by ``sel`` (``d<id>`` / ``l<id>``); the first domain by default."""
-    if not tree:
-        return None
     if not raw:
+        if not tree:
+            return None
         first = tree[0]
         return Selection("domain", first.id, first.host, tuple(link.id for link in first.links))
     match = _SELECTION.match(raw)
