@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 WIDTH = 600
 HEIGHT = 200
-AXIS = 28  # room for the labels under the bars
+AXIS = 24  # room for the labels under the bars
 LEFT = 36  # room for the values left of the bars
+TOP = 8  # room for the top value's label
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ def column_chart(points: Sequence[tuple[str, int]], *, width: int = WIDTH, heigh
                  max_ticks: int = 8) -> ColumnChart:
     """Bars for ``(label, value)`` points in order; a label under every few bars."""
     top = _nice_top(max((v for _, v in points), default=0))
-    plot_height = height - AXIS
+    plot_height = height - AXIS - TOP
     plot_width = width - LEFT
     slot = plot_width / max(len(points), 1)
     gap = min(slot * 0.2, 4.0)
@@ -65,11 +66,11 @@ def column_chart(points: Sequence[tuple[str, int]], *, width: int = WIDTH, heigh
     for index, (label, value) in enumerate(points):
         bar_height = plot_height * value / top
         columns.append(Column(
-            x=round(LEFT + index * slot + gap / 2, 2), y=round(plot_height - bar_height, 2),
+            x=round(LEFT + index * slot + gap / 2, 2), y=round(TOP + plot_height - bar_height, 2),
             width=round(max(slot - gap, 1.0), 2), height=round(bar_height, 2), value=value, label=label,
             tick=label if index % every == 0 else "",
         ))
-    grid = tuple((round(plot_height - plot_height * i / 4, 2), top * i // 4) for i in range(5))
+    grid = tuple((round(TOP + plot_height - plot_height * i / 4, 2), top * i // 4) for i in range(5))
     return ColumnChart(tuple(columns), grid, width, height, sum(v for _, v in points))
 
 
