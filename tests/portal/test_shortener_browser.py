@@ -69,9 +69,9 @@ async def test_short_domains_and_archive_tabs(tab, live, db):  # noqa: F811
     await app[SHORTENER].writer.flush()
     code_id = await db.fetchval("SELECT id FROM short_codes WHERE link_id = $1", winter.id)
     now = datetime.now(UTC)
-    history = [clicks.Click(code_id, now - timedelta(days=day, hours=hour), False, os, browser, "Other")
+    history = [clicks.Click(code_id, now - timedelta(days=day, hours=hour), False, os_name, browser_name, "Other")
                for day in range(20) for hour in range(day % 5 + 1)
-               for os, browser in ([("Android", "Chrome Mobile")] if hour % 3 else [("iOS", "Mobile Safari")])]
+               for os_name, browser_name in ([("Android", "Chrome Mobile")] if hour % 3 else [("iOS", "Mobile Safari")])]
     await clicks.write_batch(db, history)
 
     await _sign_in(page, base, ALPHA_EMAIL, PASSWORD)
