@@ -281,3 +281,33 @@ async def partner_links(conn: Conn, partner_id: int, domain_id: int, *, archived
         "SELECT id FROM short_links WHERE partner_id = $1 AND domain_id = $2 AND (archived_at IS NOT NULL) = $3",
         partner_id, domain_id, archived)
     return [r["id"] for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Shortened:
+    """What :func:`shorten` gives the campaign: the link, and the text each message carries."""
+
+    link: ShortLink
+    url: str | None  # the short link of every message (None with per-recipient links)
+    by_recipient: dict[str, str]  # recipient → their own short link (per-recipient links)
+
+    def for_recipient(self, recipient: str) -> str:
+        """The short link to write in this recipient's message."""
+        return self.by_recipient[recipient] if self.link.per_recipient else self.url  # type: ignore[return-value]
+
+
+async def shorten(
+    conn: asyncpg.Connection, *, partner_id: int, domain_id: int, original_url: str,
+    campaign_id: int | None = None, name: str = "", user_id: int | None = None,
+    per_recipient: bool = False, recipients: Iterable[str] = (), expires_at: datetime | None = None,
+) -> Shortened:
+    """The campaigns' hook in one call: :func:`create_link`, then each recipient's code.
+
+    Call it again with more recipients (a large campaign in chunks, the SMS
+    part of a cascade): the link and the codes already made come back the same.
+    """
+    link = await create_link(conn, partner_id=partner_id, domain_id=domain_id, original_url=original_url,
+                             campaign_id=campaign_id, name=name, user_id=user_id,
+                             per_recipient=per_recipient, expires_at=expires_at)
+    by_recipient = await recipient_links(conn, link, recipients) if per_recipient else {}
+    return Shortened(link, link.url, by_recipient)

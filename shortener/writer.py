@@ -18,6 +18,7 @@ exhaust memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -50,6 +51,7 @@ class ClickWriter:
         self.dropped = 0
         self._pending: list[Pending] = []
         self._task: asyncio.Task | None = None
+        self._closing = asyncio.Event()
         self._lock = asyncio.Lock()
 
     def record(self, code_id: int, head: bool, user_agent: str, referrer: str, country: str) -> None:
@@ -62,11 +64,19 @@ class ClickWriter:
         return len(self._pending)
 
     async def start(self) -> None:
+        self._closing = asyncio.Event()
         self._task = asyncio.create_task(self._loop(), name="short-click-writer")
 
     async def stop(self) -> None:
-        await tasks.cancel(self._task)
-        self._task = None
+        """Flush everything and stop. The loop is asked to end, not cancelled: a batch
+        cancelled while PostgreSQL commits it could be written a second time."""
+        if self._task is not None:
+            self._closing.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), 10.0)
+            except Exception:
+                await tasks.cancel(self._task)
+            self._task = None
         try:
             await self.flush()
         except Exception:
@@ -74,8 +84,9 @@ class ClickWriter:
 
     async def _loop(self) -> None:
         failures = 0
-        while True:
-            await asyncio.sleep(min(self.interval * 2 ** failures, 5.0))
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), min(self.interval * 2 ** failures, 5.0))
             try:
                 await self.flush()
                 failures = 0
@@ -92,7 +103,9 @@ class ClickWriter:
                 try:
                     done = await self._write(taken)
                 except BaseException:
-                    self._pending[:0] = taken  # tried again next time, in order
+                    # Tried again next time, in order. Only a connection lost between the
+                    # commit and its answer can make this store a batch twice.
+                    self._pending[:0] = taken
                     self._cap()
                     raise
                 stored += done

@@ -237,3 +237,26 @@ async def test_tree(conn, world):
     assert sorted(await links.partner_links(conn, world.alpha, world.go.id, archived=True)) == sorted(
         [older.id, newer.id])
     assert await links.partner_links(conn, world.beta, world.go.id, archived=True) == []
+
+
+async def test_the_campaign_hook_in_one_call(conn, world):
+    from shortener import text
+
+    message = "Spring sale! https://shop.example.com/spring?utm=sms until Sunday"
+    original = text.find_link(message)
+    preview = text.preview_text(message, original, world.go.host)
+    shared = await links.shorten(conn, partner_id=world.alpha, user_id=world.alpha_user, domain_id=world.go.id,
+                                 original_url=original, campaign_id=900, name="Spring sale")
+    sent = text.replace_link(message, original, shared.for_recipient("447700900001"))
+    assert sent == message.replace(original, shared.url) and len(sent) == len(preview)
+    # the SMS channel of the cascade asks again: the same short link
+    again = await links.shorten(conn, partner_id=world.alpha, domain_id=world.go.id, original_url=original,
+                                campaign_id=900)
+    assert again.url == shared.url
+    per = await links.shorten(conn, partner_id=world.alpha, domain_id=world.go.id, original_url=original,
+                              campaign_id=901, per_recipient=True, recipients=["447700900001", "447700900002"])
+    first, second = per.for_recipient("447700900001"), per.for_recipient("447700900002")
+    assert first != second and len(first) == len(second) == codes.short_link_length(world.go.host)
+    more = await links.shorten(conn, partner_id=world.alpha, domain_id=world.go.id, original_url=original,
+                               campaign_id=901, per_recipient=True, recipients=["447700900002", "447700900003"])
+    assert more.for_recipient("447700900002") == second
