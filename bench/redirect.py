@@ -169,10 +169,12 @@ async def main(args: argparse.Namespace) -> None:
                 await asyncio.sleep(0.2)
             codes = await _world(db_url, args.codes)
             port = short_port if args.target == "short" else http_port
+            probes = 0
             for _ in range(100):  # until Herald reads the new domain (at most its refresh period)
                 async with session.get(f"http://127.0.0.1:{port}/{codes[0]}", headers={"Host": HOST},
                                        allow_redirects=False) as resp:
                     if resp.status == 302:
+                        probes += 1  # a click too
                         break
                 await asyncio.sleep(0.2)
         warm = await _drive(port, codes, args.clients, 1.0)  # every code once into the cache, and the JIT of habits
@@ -205,7 +207,7 @@ async def main(args: argparse.Namespace) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     redirects = stats.get(b"302", 0)
-    answered = warm.get(b"302", 0) + redirects
+    answered = probes + warm.get(b"302", 0) + redirects
     latency = sorted(stats["latency"])
     q = statistics.quantiles(latency, n=100)
     others = {k.decode(): v for k, v in stats.items() if k not in ("latency", b"302")}
