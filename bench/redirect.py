@@ -36,9 +36,9 @@ import aiohttp
 import asyncpg
 import psutil
 
-from billing.partners import NewPartner, create_partner
-from billing.tenancy import owner_scope
-from gateway.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from accounts.partners import NewPartner, create_partner
+from accounts.tenancy import owner_scope
+from gateway.base.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from shortener import domains, links
 
 HOST = "go.bench.test"

@@ -14,7 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
-from billing.tenancy import Conn
+from accounts.tenancy import Conn
 
 # One statement: the clicks go in, and each code's and link's counters move with
 # them, so a batch is stored whole or not at all. Clicks of a code deleted since

@@ -17,7 +17,7 @@ from typing import Literal
 
 import asyncpg
 
-from billing.tenancy import Conn, Scope, require_owner
+from accounts.tenancy import Conn, Scope, require_owner
 from config.errors import Conflict, Invalid, NotFound
 from shortener.urls import ascii_host
 

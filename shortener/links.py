@@ -17,7 +17,7 @@ from uuid import UUID
 
 import asyncpg
 
-from billing.tenancy import Conn
+from accounts.tenancy import Conn
 from config.errors import Conflict, Invalid, NotFound
 from shortener import codes, domains
 from shortener.urls import validate_original_url

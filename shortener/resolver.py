@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 import redis.asyncio as aioredis
 
-from gateway import tasks
+from gateway.base import tasks
 from shortener import domains, links
 
 log = logging.getLogger("herald.shortener")

@@ -33,7 +33,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from config.settings import Settings
-from gateway.app import DB, METRICS, REDIS, SETTINGS
+from gateway.base.app import DB, METRICS, REDIS, SETTINGS
 from portal import i18n
 from portal.render import CATALOGS
 from portal.tenancy import brand_color, contrast_text, shade
@@ -228,7 +228,7 @@ async def _shortener_ctx(app: web.Application):
 
 
 def setup(app: web.Application) -> None:
-    """Answer short domains on this application (called by ``gateway.main.build_app``)."""
+    """Answer short domains on this application (called by ``gateway.runtime.main.build_app``)."""
     app[SHORTENER] = Shortener(app)
     app.middlewares.insert(0, short_domain_middleware)
     app.cleanup_ctx.append(_shortener_ctx)

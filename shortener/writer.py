@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from gateway import tasks
+from gateway.base import tasks
 from shortener import clicks, useragents
 
 log = logging.getLogger("herald.shortener.clicks")

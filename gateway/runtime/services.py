@@ -39,6 +39,7 @@ from gateway.report.mo import MoHandler
 from gateway.runtime.housekeeping import Housekeeping
 from gateway.send.connectors import ConnectorOptions, Connectors
 from gateway.send.viber_connector import ViberConnectors, ViberOptions
+from shortener.web import SHORTENER, RedirectListener
 
 log = logging.getLogger("herald.services")
 
@@ -142,8 +143,6 @@ def build_services(app: web.Application) -> list[Service]:
 
 def short_link_services(app: web.Application) -> list[Service]:
     """The short-link port (:class:`shortener.web.RedirectListener`), unless switched off."""
-    from shortener.web import SHORTENER, RedirectListener
-
     if not app[SETTINGS].short_listener or SHORTENER not in app:
         return []
     return [RedirectListener(app)]

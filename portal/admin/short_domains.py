@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from billing import partners, portals
-from billing.tenancy import require_owner
+from accounts import partners, portals
+from accounts.tenancy import require_owner
 from config.errors import HeraldError, Invalid
 from portal import i18n, tables
 from portal.admin.common import admin_only, badge, db, id_pages, link, load_table, page, scope_of

@@ -26,7 +26,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from config.errors import NotFound
-from gateway.app import DB
+from gateway.base.app import DB
 from portal import charts, exports, i18n
 from portal.accounts import Account
 from portal.auth import login_required, signed_in

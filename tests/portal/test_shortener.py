@@ -240,8 +240,8 @@ async def test_owner_manages_short_domains(started, app, db, world):
 
 async def test_short_domains_are_the_owners_alone(started, db, world):
     client = started
-    from billing import partners, users
-    from billing.partners import NewPartner
+    from accounts import partners, users
+    from accounts.partners import NewPartner
 
     reseller = await partners.create_partner(db, world.owner, world.owner.partner_id, NewPartner("reseller", "Resale"))
     await users.create_user(db, world.owner, reseller.id, users.NewUser("reseller@short.test", "correct-horse-battery"))

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-from gateway.main import build_app
+from gateway.runtime.main import build_app
 from shortener import clicks, links
 from shortener.web import SHORTENER
 from tests.conftest import ADMIN_EMAIL, ADMIN_PASSWORD

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from billing.tenancy import Scope
+from accounts.tenancy import Scope
 from config.errors import Conflict, Forbidden, Invalid, NotFound
 from shortener import clicks, codes, domains, links
 from tests.shortener.world import build

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from billing import partners, users
-from billing.partners import NewPartner
-from billing.tenancy import Scope, owner_scope
+from accounts import partners, users
+from accounts.partners import NewPartner
+from accounts.tenancy import Scope, owner_scope
 from shortener import domains
 
 PASSWORD = "correct-horse-battery"
