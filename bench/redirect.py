@@ -157,6 +157,7 @@ async def main(args: argparse.Namespace) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("HERALD_")}
         env.update(DATABASE_URL=db_url, REDIS_URL=redis_url, HERALD_HTTP_PORT=str(http_port),
                    HERALD_SMPP_PORT=str(free_port()), HERALD_SHORT_PORT=str(short_port),
+                   HERALD_SHORT_LISTENER="true",
                    HERALD_VAR_DIR=str(tmp / "var"), HERALD_ADMIN_PASSWORD="bench-password-1",
                    HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"))
         proc = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-m", "gateway.cli", "serve"], env=env)

@@ -226,9 +226,10 @@ class Settings:
     )
 
     short_listener: bool = _setting(
-        "HERALD_SHORT_LISTENER", _bool, True,
-        "answer short links on a port of their own (HERALD_SHORT_HOST/PORT) as well as on the"
-        " HTTP port; the own port skips the portal's machinery and is several times cheaper",
+        "HERALD_SHORT_LISTENER", _bool, False,
+        "also answer short links on a port of their own (HERALD_SHORT_HOST/PORT); the HTTP port"
+        " answers them either way, but the own port skips the portal's machinery and costs"
+        " about half the CPU per redirect",
     )
     short_host: str = _setting("HERALD_SHORT_HOST", _str, "127.0.0.1", "address of the short-link listener")
     short_port: int = _setting("HERALD_SHORT_PORT", _port, 8081, "port of the short-link listener")

@@ -5,10 +5,11 @@ in two places, with the same code and state:
 
 * on Herald's HTTP port, by a middleware placed first in the application
   (:func:`setup`), so that an install with one port and one proxy rule works;
-* on a port of its own (``HERALD_SHORT_HOST`` / ``HERALD_SHORT_PORT``, 8081 by
-  default) served by aiohttp's low-level server: no router, no session, no
-  portal middleware, about twice to three times fewer CPU cycles per redirect (see README
-  "Benchmarks"). This is the port to give the proxy's short-domain rule.
+* with ``HERALD_SHORT_LISTENER=true``, on a port of its own
+  (``HERALD_SHORT_HOST`` / ``HERALD_SHORT_PORT``, 8081 by default) served by
+  aiohttp's low-level server: no router, no session, no portal middleware,
+  about half the CPU per redirect (README "Benchmarks"). This is the port to
+  give the proxy's short-domain rule at volume.
 
 A known, active code on an enabled domain answers ``302`` to its original URL
 at once; the click goes to the :class:`~shortener.writer.ClickWriter`'s

@@ -152,3 +152,27 @@ async def test_the_portal_still_answers_its_own_host(herald):
     assert response.status == 200 and "Sign in" in await response.text()
     response = await client.get("/signin", headers={"Host": "go.herald.test"}, allow_redirects=False)
     assert response.status == 404  # a short domain never shows the portal
+
+
+async def test_the_short_link_port_is_a_service_of_every_role(settings, make_client, world, db):
+    from gateway.runtime.main import build_app
+    from gateway.runtime.services import build_services
+
+    link = await links.create_link(db, partner_id=world.alpha, domain_id=world.go.id,
+                                   original_url="https://shop.example.com/")
+    assert not any(isinstance(s, RedirectListener)
+                   for s in build_services((await make_client(build_app(settings.replace(role="ingress")))).app))
+    client = await make_client(build_app(settings.replace(role="ingress", short_listener=True)))
+    services = build_services(client.app)
+    (listener,) = [s for s in services if isinstance(s, RedirectListener)]
+    answer = await client.get("/healthz?service=short_links")
+    assert answer.status == 503 and (await answer.json())["services"]["short_links"] == "not listening"
+    await listener.start()
+    try:
+        assert (await client.get("/healthz?service=short_links")).status == 200
+        async with aiohttp.ClientSession() as http, http.get(
+                f"http://127.0.0.1:{listener.port}/{link.code}", headers={"Host": "go.herald.test"},
+                allow_redirects=False) as response:
+            assert response.status == 302
+    finally:
+        await listener.stop()
