@@ -66,16 +66,36 @@ def _xlsx_cell(value: Any) -> Any:
     return neutralise(value)
 
 
+class XlsxFile:
+    """An XLSX workbook of one sheet, written a chunk of rows at a time (openpyxl's
+    write-only mode keeps memory flat); at most :data:`XLSX_MAX_ROWS` rows. Its methods
+    are plain Python work: a server calls them in a worker thread."""
+
+    def __init__(self, header: Sequence[str], *, title: str = "Report") -> None:
+        self.book = Workbook(write_only=True)
+        self.sheet = self.book.create_sheet(title=title[:31] or "Report")
+        self.sheet.append([neutralise(h) for h in header])
+        self.rows = 0
+
+    @property
+    def full(self) -> bool:
+        return self.rows >= XLSX_MAX_ROWS
+
+    def add(self, rows: Iterable[Sequence[Any]]) -> None:
+        for row in rows:
+            if self.full:
+                return
+            self.sheet.append([_xlsx_cell(v) for v in row])
+            self.rows += 1
+
+    def finish(self) -> bytes:
+        out = io.BytesIO()
+        self.book.save(out)
+        return out.getvalue()
+
+
 def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str = "Report") -> bytes:
-    """An XLSX workbook of one sheet (streamed by openpyxl: memory stays flat); at most
-    :data:`XLSX_MAX_ROWS` rows."""
-    book = Workbook(write_only=True)
-    sheet = book.create_sheet(title=title[:31] or "Report")
-    sheet.append([neutralise(h) for h in header])
-    for count, row in enumerate(rows):
-        if count >= XLSX_MAX_ROWS:
-            break
-        sheet.append([_xlsx_cell(v) for v in row])
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+    """An XLSX workbook of ``rows`` under ``header`` (see :class:`XlsxFile`)."""
+    book = XlsxFile(header, title=title)
+    book.add(rows)
+    return book.finish()

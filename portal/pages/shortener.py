@@ -244,12 +244,12 @@ async def _report(request: web.Request, link_ids: list[int], name: str, fmt: str
     stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60] or "report"
     filename = f"clicks-{stem}.{fmt}"
     if fmt == "xlsx":
-        collected: list[list] = []
+        book = await asyncio.to_thread(exports.XlsxFile, header, title=i18n.gettext("Clicks"))
         async for chunk in pages():
-            collected.extend(chunk)
-            if len(collected) >= exports.XLSX_MAX_ROWS:
+            await asyncio.to_thread(book.add, chunk)
+            if book.full:
                 break
-        body = await asyncio.to_thread(exports.xlsx_bytes, header, collected, title=i18n.gettext("Clicks"))
+        body = await asyncio.to_thread(book.finish)
         return web.Response(body=body, content_type=exports.XLSX_TYPE, headers={
             "Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"})
     response = web.StreamResponse(headers={
