@@ -85,6 +85,15 @@ class NotFoundPages:
             "Content-Language": language,
         })
 
+    def _logo(self, brand: domains.Brand) -> str:
+        """The logo's address as seen from a short domain: a path of the portal's own
+        (``/static/…``) would be asked of the short domain, so it needs the portal's URL."""
+        logo = brand.logo_url
+        if logo.startswith(("https://", "http://", "data:image/")):
+            return logo
+        base = self.shortener.public_url
+        return f"{base}{logo}" if logo.startswith("/") and not logo.startswith("//") and base else ""
+
     def _render(self, brand: domains.Brand, language: str) -> tuple[bytes, str]:
         color = brand_color(brand)  # type: ignore[arg-type]  (reads .primary_color only)
         style = (
@@ -95,8 +104,8 @@ class NotFoundPages:
         digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
         with i18n.use_language(self.shortener.catalogs, language):
             html = self.shortener.env.get_template("shortener/not_found.html").render(
-                brand=brand, lang=language, style=style)
-        policy = (f"default-src 'none'; style-src 'sha256-{digest}'; img-src https: data:; "
+                brand=brand, logo=self._logo(brand), lang=language, style=style)
+        policy = (f"default-src 'none'; style-src 'sha256-{digest}'; img-src https: http: data:; "
                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
         return html.encode(), policy
 
@@ -131,6 +140,7 @@ class Shortener:
         self.env = None
         self.catalogs: i18n.Catalogs | None = None
         self.country_header = ""
+        self.public_url = ""
         registry = app.get(METRICS)
         self._redirects = Counter("herald_short_redirects", "Short-link requests answered",
                                   ["result"], registry=registry)
@@ -147,6 +157,7 @@ class Shortener:
     async def start(self) -> None:
         settings: Settings = self.app[SETTINGS]
         self.country_header = settings.short_country_header
+        self.public_url = settings.public_url.rstrip("/")
         self.env = aiohttp_jinja2.get_env(self.app) if aiohttp_jinja2.APP_KEY in self.app else None
         self.catalogs = self.app.get(CATALOGS)
         self.resolver = Resolver(self.app[DB], self.app.get(REDIS))

@@ -176,3 +176,22 @@ async def test_the_short_link_port_is_a_service_of_every_role(settings, make_cli
             assert response.status == 302
     finally:
         await listener.stop()
+
+
+def test_the_404_pages_logo_is_reachable_from_a_short_domain():
+    from types import SimpleNamespace
+
+    from shortener import domains
+    from shortener.web import NotFoundPages
+
+    pages = NotFoundPages(SimpleNamespace(public_url="https://sms.acme.test"))
+
+    def brand(url: str) -> domains.Brand:
+        return domains.Brand("Acme", url, "#ff6600", "", ("en",), "en")
+
+    assert pages._logo(brand("https://cdn.acme.test/logo.svg")) == "https://cdn.acme.test/logo.svg"
+    assert pages._logo(brand("/static/favicon.svg")) == "https://sms.acme.test/static/favicon.svg"
+    assert pages._logo(brand("//elsewhere.test/x.svg")) == ""
+    assert pages._logo(brand("javascript:alert(1)")) == ""
+    pages.shortener.public_url = ""
+    assert pages._logo(brand("/static/favicon.svg")) == ""  # the initial of the name instead
