@@ -178,7 +178,7 @@ async def test_the_short_link_port_is_a_service_of_every_role(settings, make_cli
         await listener.stop()
 
 
-def test_the_404_pages_logo_is_reachable_from_a_short_domain():
+async def test_the_404_pages_logo_is_reachable_from_a_short_domain():
     from types import SimpleNamespace
 
     from shortener import domains
