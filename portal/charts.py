@@ -15,6 +15,7 @@ HEIGHT = 200
 AXIS = 24  # room for the labels under the bars
 LEFT = 36  # room for the values left of the bars
 TOP = 8  # room for the top value's label
+MAX_BAR = 40  # a bar stays a bar when there are few of them
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +66,10 @@ def column_chart(points: Sequence[tuple[str, int]], *, width: int = WIDTH, heigh
     columns = []
     for index, (label, value) in enumerate(points):
         bar_height = plot_height * value / top
+        bar_width = min(max(slot - gap, 1.0), MAX_BAR)
         columns.append(Column(
-            x=round(LEFT + index * slot + gap / 2, 2), y=round(TOP + plot_height - bar_height, 2),
-            width=round(max(slot - gap, 1.0), 2), height=round(bar_height, 2), value=value, label=label,
+            x=round(LEFT + index * slot + (slot - bar_width) / 2, 2), y=round(TOP + plot_height - bar_height, 2),
+            width=round(bar_width, 2), height=round(bar_height, 2), value=value, label=label,
             tick=label if index % every == 0 else "",
         ))
     grid = tuple((round(TOP + plot_height - plot_height * i / 4, 2), top * i // 4) for i in range(5))
