@@ -11,14 +11,15 @@ keeps
 
 A change that must show at once (a link archived, a domain added, switched
 off or granted) calls :meth:`Resolver.changed`: this process forgets at once,
-and a message on a Redis channel makes every other process forget too. Were
-that message lost, the TTLs bound how long a stale answer can live.
+and a counter in Redis moves; every other process reads the counter each
+``poll`` seconds (1 s) and forgets too when it moved. (A counter polled, not a
+pub/sub channel: a blocked pub/sub read can swallow the cancellation that
+stops a process.) Were Redis away, the TTLs bound how long a stale answer lives.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from shortener import domains, links
 
 log = logging.getLogger("herald.shortener")
 
-CHANNEL = "herald:shortener:changed"
+GENERATION_KEY = "herald:shortener:generation"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,27 +55,28 @@ class Resolver:
     """Short domains and codes of this process (see the module doc)."""
 
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis | None = None, *, ttl: float = 30.0,
-                 miss_ttl: float = 5.0, refresh: float = 10.0, max_entries: int = 200_000) -> None:
+                 miss_ttl: float = 5.0, refresh: float = 10.0, poll: float = 1.0,
+                 max_entries: int = 200_000) -> None:
         self.pool = pool
         self.redis = redis
         self.ttl = ttl
         self.miss_ttl = miss_ttl
         self.refresh = refresh
+        self.poll = poll
         self.max_entries = max_entries
         self.hosts: dict[str, DomainEntry] = {}
         self._codes: dict[tuple[int, str], tuple[float, links.Target | None]] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._generation: bytes | None = None
+        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
+        self._generation = await self._read_generation()
         await self.load_hosts()
-        self._tasks.append(asyncio.create_task(self._refresh_loop(), name="shortener-hosts"))
-        if self.redis is not None:
-            self._tasks.append(asyncio.create_task(self._listen(), name="shortener-changes"))
+        self._task = asyncio.create_task(self._watch(), name="shortener-changes")
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            await tasks.cancel(task)
-        self._tasks.clear()
+        await tasks.cancel(self._task)
+        self._task = None
 
     def domain(self, host: str) -> DomainEntry | None:
         """The short domain a request's Host names, or None (then it is not a short link)."""
@@ -109,32 +111,34 @@ class Resolver:
         await self.load_hosts()
         if self.redis is not None:
             try:
-                await self.redis.publish(CHANNEL, b"changed")
+                self._generation = str(await self.redis.incr(GENERATION_KEY)).encode()
             except Exception:  # the other processes catch up within the TTL
-                log.warning("event=shortener_publish_failed", exc_info=True)
+                log.warning("event=shortener_generation_failed", exc_info=True)
 
-    async def _refresh_loop(self) -> None:
+    async def _read_generation(self) -> bytes | None:
+        if self.redis is None:
+            return None
+        try:
+            return await self.redis.get(GENERATION_KEY)
+        except Exception:
+            log.warning("event=shortener_generation_unreadable", exc_info=True)
+            return self._generation
+
+    async def _watch(self) -> None:
+        """Forget when another process changed something; read the domains again now and then."""
+        loop = asyncio.get_running_loop()
+        next_hosts = loop.time() + self.refresh
         while True:
-            await asyncio.sleep(self.refresh)
+            await asyncio.sleep(self.poll)
             try:
-                await self.load_hosts()
+                generation = await self._read_generation()
+                if generation != self._generation:
+                    self._generation = generation
+                    self.forget()
+                    await self.load_hosts()
+                    next_hosts = loop.time() + self.refresh
+                elif loop.time() >= next_hosts:
+                    await self.load_hosts()
+                    next_hosts = loop.time() + self.refresh
             except Exception:
                 log.warning("event=short_domains_refresh_failed", exc_info=True)
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(CHANNEL)
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        self.forget()
-                        await self.load_hosts()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("event=shortener_listen_failed", exc_info=True)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
