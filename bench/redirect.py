@@ -160,14 +160,18 @@ async def main(args: argparse.Namespace) -> None:
                    HERALD_SHORT_LISTENER="true",
                    HERALD_VAR_DIR=str(tmp / "var"), HERALD_ADMIN_PASSWORD="bench-password-1",
                    HERALD_LOG_LEVEL=os.environ.get("BENCH_HERALD_LOG_LEVEL", "warning"))
-        proc = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-m", "gateway.cli", "serve"], env=env)
+        proc = await asyncio.to_thread(subprocess.Popen, [sys.executable, "-m", "gateway.runtime.cli", "serve"], env=env)
         async with aiohttp.ClientSession() as session:
-            for _ in range(300):
+            for _ in range(900):  # a fresh database's migrations and reference book take a while
+                if proc.poll() is not None:
+                    raise SystemExit(f"herald serve exited with {proc.returncode}")
                 with contextlib.suppress(aiohttp.ClientError):
                     async with session.get(f"http://127.0.0.1:{http_port}/healthz") as resp:
                         if resp.status == 200:
                             break
                 await asyncio.sleep(0.2)
+            else:
+                raise SystemExit("herald serve did not answer /healthz within 3 minutes")
             codes = await _world(db_url, args.codes)
             port = short_port if args.target == "short" else http_port
             probes = 0
