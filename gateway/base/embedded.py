@@ -101,12 +101,18 @@ class EmbeddedPostgres:
     port: int = 0
     fast: bool = False  # fsync off: for tests and demos
     host: str = "127.0.0.1"
+    # Another PostgreSQL's bin/ (the benchmarks use Debian's for pg_stat_statements,
+    # which the wheel does not ship); None: the pgserver wheel's.
+    binaries: Path | None = None
+    settings: dict[str, str] | None = None  # more `-c name=value` server settings
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir).resolve()
 
     @property
     def bin_dir(self) -> Path:
+        if self.binaries is not None:
+            return Path(self.binaries)
         # Located without importing pgserver: its import has side effects we do not want.
         spec = importlib.util.find_spec("pgserver")
         if spec is None or not spec.submodule_search_locations:
@@ -175,6 +181,8 @@ class EmbeddedPostgres:
         options = f"-h {self.host} -p {self.port} -k '' -c max_connections=200"
         if self.fast:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        for name, value in (self.settings or {}).items():
+            options += f" -c {name}={value}"
         self._run(
             "pg_ctl", "-D", str(self.data_dir), "-l", str(self.data_dir / "server.log"),
             "-o", options, "-w", "-t", "60", "start", timeout=90,
